@@ -43,7 +43,7 @@ def _adult_landmarks():
     z = [1700, 1610, 1575, 1560, 1540, 1500, 1480, 1460, 1445, 1440, 1430, 1380, 1330, 1320, 1300, 1270,
          1250, 1230, 1200, 1190, 1120, 1110, 1080, 1050, 960, 940, 900, 880, 500, 80, 0]
     assert len(z) == len(L.LANDMARKS)
-    return dict(zip(L.LANDMARKS, map(float, z)))
+    return dict(zip(L.LANDMARKS, map(float, z), strict=True))
 
 
 def test_body_parts_per_slice_follows_landmarks():

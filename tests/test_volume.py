@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from operators.common.volume import (
-    CTMetadata, CTVolume, affine_from_dicom, axial_affine, from_sdk_image, load_nifti, save_nifti, to_sdk_image,
+    CTMetadata,
+    CTVolume,
+    affine_from_dicom,
+    axial_affine,
+    from_sdk_image,
+    load_nifti,
+    save_nifti,
+    to_sdk_image,
 )
 
 

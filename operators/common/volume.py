@@ -33,7 +33,8 @@ class CTMetadata:
     manufacturer_model_name: str = ""
     convolution_kernel: str = ""
     kvp: float | None = None
-    ctdivol_mgy: float | None = None
+    ctdivol_mgy: float | None = None  # series value (mean of the per-image values)
+    ctdivol_per_slice_mgy: np.ndarray | None = None  # per image where the scanner writes it (Siemens: follows TCM)
     slice_thickness_mm: float | None = None
     tube_current_ma: np.ndarray | None = None  # per slice, volume order
     exposure_mas: np.ndarray | None = None  # per slice, volume order
