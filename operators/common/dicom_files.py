@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# Study metadata key under which the study loader lists the files it skipped (the selector reports them).
+SKIPPED_FILES_KEY = "corpusct_skipped_files"
 
 
 class UnusableFileError(Exception):

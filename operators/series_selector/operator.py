@@ -20,13 +20,12 @@ from monai.deploy.core import ConditionType, Fragment, OperatorSpec
 from monai.deploy.core.domain import DICOMStudy, SelectedSeries, StudySelectedSeries
 from monai.deploy.operators.dicom_series_selector_operator import DICOMSeriesSelectorOperator
 
+from operators.common.dicom_files import SKIPPED_FILES_KEY
 from operators.common.dicom_series import series_datasets
 
 from .qc import QCConfig
 from .rules import load_rules, rule_names
 from .selection import RuleOutcome, SelectionConfig, SelectionReport, SeriesInput, select_ct_series
-
-SKIPPED_FILES_KEY = "corpusct_skipped_files"  # study metadata key set by the CorpusCT study loader
 
 
 class CTSeriesSelectorOperator(DICOMSeriesSelectorOperator):

@@ -21,10 +21,8 @@ from monai.deploy.core import Fragment
 from monai.deploy.core.domain import DICOMSeries, DICOMStudy
 from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
 
-from operators.common.dicom_files import FolderScan, scan_folder
+from operators.common.dicom_files import SKIPPED_FILES_KEY, FolderScan, scan_folder
 from operators.common.errors import BadInputError
-
-SKIPPED_FILES_KEY = "corpusct_skipped_files"
 
 
 class CTStudyLoaderOperator(DICOMDataLoaderOperator):
