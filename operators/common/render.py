@@ -138,8 +138,8 @@ def render_views(hu: np.ndarray, affine_lps: np.ndarray, out_png: str | Path,
 def render_overview(hu: np.ndarray, affine_lps: np.ndarray, out_png: str | Path, *, labels: np.ndarray | None = None,
                     label_table=ORGANS, window: str | tuple[float, float] = "soft", title: str = "") -> Path:
     """Axial, coronal and sagittal views through the centre of the volume."""
-    _, aff = canonical_lps(hu, affine_lps)
-    centre = aff[:3, :3] @ ((np.array(hu.shape[::-1], float) - 1) / 2) + aff[:3, 3]  # (x, y, z) mm
+    can, aff = canonical_lps(hu, affine_lps)
+    centre = aff[:3, :3] @ ((np.array(can.shape[::-1], float) - 1) / 2) + aff[:3, 3]  # (x, y, z) mm
     views = [("axial", centre[2], "centre"), ("coronal", centre[1], "centre"), ("sagittal", centre[0], "centre")]
     return render_views(hu, affine_lps, out_png, views, labels=labels, label_table=label_table, window=window,
                         title=title, panel_size=5.0)
