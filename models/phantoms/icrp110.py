@@ -1,0 +1,381 @@
+"""CT synthesis from the ICRP Publication 110 adult reference phantoms (AM, AF) and their landmarks.
+
+The phantoms (ICRP Publication 110, "Adult Reference Computational Phantoms", Ann. ICRP 39(2), 2009) hold
+organ identification numbers only. They live in ``../shared/data/icrp110`` (or ``$CORPUSCT_DATA/icrp110``)
+and are never copied into this repository. This module turns them into CT-like HU volumes:
+
+* organ id -> medium and density (``*_organs.csv``) -> elemental mass fractions (``*_media.dat``)
+  -> mass attenuation at an effective energy (default 65 keV, a 120 kVp spectrum after a body's beam
+  hardening) from xraylib's ``CS_Total`` (photoelectric + Compton + Rayleigh, NIST XCOM-equivalent)
+  -> linear attenuation -> HU = 1000 (mu / mu_water - 1)  (``organ_hu_table``);
+* realism (``synthesize_ct``): inflated-lung density, per-organ HU jitter, contrast phase offsets, smooth
+  organ texture, anisotropic scaling (size / build), smooth in-plane deformation, slice profile and in-plane
+  blur, kernel-like correlated noise, a scanner HU offset, field of view and table;
+* landmarks (``landmarks_mm``): z of every ``labels.LANDMARKS`` name derived from the organ maps, so
+  body-part labels follow from ``labels.body_parts_per_slice``.
+
+Coordinates: the NIfTI files are LPS-coded; ``volume.load_nifti`` gives (z, y, x) arrays with an LPS affine
+whose origin is the first voxel: columns run right -> left, rows anterior -> posterior, slices feet -> head,
+z = 0 mm at the lowest slice (the soles), as in the procedural phantom.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from operators.common.labels import LANDMARKS, body_parts_per_slice
+from operators.common.paths import shared_data_dir
+from operators.common.volume import CTMetadata, CTVolume, axial_affine, load_nifti
+
+PHANTOMS = ("AM", "AF")
+ELEMENTS_Z = (1, 6, 7, 8, 11, 12, 15, 16, 17, 19, 20, 26, 53)  # columns of *_media.dat
+WATER_FRACTIONS = {1: 0.111894, 8: 0.888106}
+EFFECTIVE_ENERGY_KEV = 65.0
+
+# ICRP 89 / 110 reference values of the phantoms (height cm, mass kg); the age is nominal (adult).
+REFERENCE_BODY = {"AM": {"height_cm": 176.0, "weight_kg": 73.0, "sex": "M"},
+                  "AF": {"height_cm": 163.0, "weight_kg": 60.0, "sex": "F"}}
+
+# Organ-id groups (identical numbering in AM and AF, ICRP 110 Annex A).
+IDS = {
+    "eyes": (66, 67, 68, 69), "brain": (61,), "teeth": (128,), "mandible": (39, 40), "thyroid": (132,),
+    "cervical_spine": (47, 48), "lungs": (96, 97, 98, 99), "lung_tissue": (97, 99),
+    "humeri_upper": (13, 14, 15), "trachea": (7,), "heart": (87, 88), "breast": (62, 63, 64, 65),
+    "liver": (95,), "kidneys": (89, 90, 91, 92, 93, 94), "ribs": (43, 44), "lumbar_spine": (51, 52),
+    "pelvis": (41, 42), "femora_upper": (28, 29, 30), "femora_lower": (31, 32, 33), "tibiae": (34, 35, 36),
+    "spleen": (127,), "blood": (9, 10, 11, 12, 88, 96, 98),
+    "arms": (11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 59, 104, 108, 118, 124),
+}
+
+
+def icrp110_dir(data_dir: str | Path | None = None) -> Path:
+    d = Path(data_dir) if data_dir else shared_data_dir() / "icrp110"
+    if not (d / "AM_organ_ids.nii.gz").is_file():
+        raise FileNotFoundError(f"ICRP-110 phantom data not found in {d} (set CORPUSCT_DATA or provide "
+                                "../shared/data/icrp110; see ../shared/data/README.md)")
+    return d
+
+
+def available(data_dir: str | Path | None = None) -> bool:
+    try:
+        icrp110_dir(data_dir)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _check(phantom: str) -> str:
+    p = str(phantom).upper()
+    if p not in PHANTOMS:
+        raise ValueError(f"phantom must be AM or AF, got {phantom!r}")
+    return p
+
+
+@functools.lru_cache(maxsize=4)
+def load_organ_ids(phantom: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(organ ids (z, y, x) uint16, LPS affine) of AM or AF."""
+    p = _check(phantom)
+    ids, aff = load_nifti(icrp110_dir(data_dir) / f"{p}_organ_ids.nii.gz")
+    return np.ascontiguousarray(ids.astype(np.uint16)), aff
+
+
+@functools.lru_cache(maxsize=4)
+def load_organs(phantom: str, data_dir: str | None = None) -> dict[int, tuple[str, int, float]]:
+    """organ id -> (name, media id, density g/cm3) from ``*_organs.csv``."""
+    p = _check(phantom)
+    out = {}
+    with open(icrp110_dir(data_dir) / f"{p}_organs.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            out[int(row["organ_id"])] = (row["organ_name"], int(row["media_id"]), float(row["density_g_cm3"]))
+    # id 141: the skin layer on the first and last slice (ICRP 110 CD readme), not in the organ list
+    out.setdefault(141, ("Skin, top and bottom slice", 27, 1.09))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_media(phantom: str, data_dir: str | None = None) -> dict[int, tuple[str, dict[int, float]]]:
+    """media id -> (name, {Z: mass fraction}) from ``*_media.dat``."""
+    p = _check(phantom)
+    out = {}
+    for line in (icrp110_dir(data_dir) / f"{p}_media.dat").read_text(errors="replace").splitlines():
+        m = re.match(r"^\s*(\d+)\s+(.*?)\s+((?:\d+\.\d+\s*){13})\s*$", line)
+        if not m:
+            continue
+        vals = [float(v) for v in m.group(3).split()]
+        s = sum(vals)
+        out[int(m.group(1))] = (m.group(2).strip(), {z: v / s for z, v in zip(ELEMENTS_Z, vals, strict=False) if v > 0})
+    return out
+
+
+def mass_attenuation_cm2_g(fractions: dict[int, float], energy_kev: float = EFFECTIVE_ENERGY_KEV) -> float:
+    """Total mass attenuation (cm2/g, coherent included) of a mixture from xraylib's ``CS_Total``."""
+    try:
+        import xraylib
+    except ImportError as exc:  # pragma: no cover - xraylib is a project dependency
+        raise RuntimeError("xraylib is needed for ICRP-110 CT synthesis (pip install xraylib)") from exc
+    return float(sum(f * xraylib.CS_Total(int(z), float(energy_kev)) for z, f in fractions.items()))
+
+
+def hu_of(density_g_cm3: float, fractions: dict[int, float], energy_kev: float = EFFECTIVE_ENERGY_KEV) -> float:
+    mu_w = mass_attenuation_cm2_g(WATER_FRACTIONS, energy_kev) * 1.0
+    return 1000.0 * (density_g_cm3 * mass_attenuation_cm2_g(fractions, energy_kev) / mu_w - 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def organ_hu_table(phantom: str, energy_kev: float = EFFECTIVE_ENERGY_KEV, data_dir: str | None = None) -> np.ndarray:
+    """Look-up table organ id -> HU (physics only, no realism adjustments); id 0 (outside) = -1000."""
+    organs, media = load_organs(phantom, data_dir), load_media(phantom, data_dir)
+    lut = np.full(max(organs) + 1, -1000.0, np.float32)
+    for oid, (_, mid, rho) in organs.items():
+        lut[oid] = hu_of(rho, media[mid][1], energy_kev)
+    return lut
+
+
+# --- landmarks ------------------------------------------------------------------------------------------
+
+def _z_extent(ids: np.ndarray, group: tuple[int, ...], dz: float) -> tuple[float, float]:
+    """(lowest, highest) slice-centre z (mm) holding any voxel of the group."""
+    ks = np.nonzero(np.isin(ids, group).any(axis=(1, 2)))[0]
+    if not len(ks):
+        raise ValueError(f"organ group {group} not found in the phantom")
+    return float(ks[0] * dz), float(ks[-1] * dz)
+
+
+@functools.lru_cache(maxsize=4)
+def landmarks_mm(phantom: str, data_dir: str | None = None) -> dict[str, float]:
+    """z (mm, LPS, 0 = lowest slice) of every ``labels.LANDMARKS`` name, derived from the organ maps.
+
+    Definitions (slice centres; voxel height 8 mm AM, 4.84 mm AF): vertex / sole = highest / lowest slice
+    with tissue; orbit roof / floor = top / bottom of the eye bulbs; skull base = bottom of the brain
+    (foramen magnum); hard palate = top of the teeth; mandible bottom; thyroid top / bottom; C7 = bottom of
+    the cervical spine + 8 mm; lung apex / base; shoulder top = top of the humeral heads, shoulder bottom =
+    that - 45 mm (lower margin of the glenohumeral joint); carina = bottom of the trachea; heart top /
+    bottom; breast top / bottom; diaphragm dome = top of the liver; kidney top / bottom; lowest rib = bottom
+    of the ribs; L3 = middle of the lumbar spine; iliac crest = top of the pelvic bones; femoral head top =
+    top of the femora, femoral heads = that - 22 mm; pubic symphysis = mean z of pelvic bone within 15 mm
+    of the midline anterior to the body centre; ischial tuberosity = bottom of the pelvic bones; knees =
+    bottom of the femora; ankles = bottom of the tibiae; sole.
+    Where the phantom's anatomy breaks the head-to-feet order of ``LANDMARKS`` (AM: C7 / thyroid top, shoulder
+    top / lung apex, kidney bottom / L3; AF also breast top / heart top: up to 2.4 cm), the order is restored
+    by isotonic regression (violating neighbours pooled to their mean); ``landmarks_raw_mm`` keeps the raw
+    values.
+    """
+    p = _check(phantom)
+    ids, aff = load_organ_ids(p, data_dir)
+    dz = float(aff[2, 2])
+    dx = float(aff[0, 0])
+    e = {k: _z_extent(ids, g, dz) for k, g in IDS.items() if k not in ("blood", "arms", "lung_tissue", "spleen")}
+    body = np.nonzero((ids > 0).any(axis=(1, 2)))[0]
+    # pubic symphysis: pelvic bone near the midline, anterior half of the body
+    zz, yy, xx = np.nonzero(np.isin(ids, IDS["pelvis"]))
+    xc = 0.5 * (xx.min() + xx.max())
+    body_y = np.nonzero(ids[int(np.median(zz))] > 0)[0]
+    yc = 0.5 * (body_y.min() + body_y.max())
+    sel = (np.abs(xx - xc) * dx <= 15.0) & (yy < yc)
+    pubic = float(zz[sel].mean() * dz) if sel.any() else e["pelvis"][0] + 40.0
+    lm = {
+        "vertex": float(body[-1] * dz), "orbit_roof": e["eyes"][1], "orbit_floor": e["eyes"][0],
+        "skull_base": e["brain"][0], "hard_palate": e["teeth"][1], "mandible_bottom": e["mandible"][0],
+        "thyroid_top": e["thyroid"][1], "c7": e["cervical_spine"][0] + 8.0, "thyroid_bottom": e["thyroid"][0],
+        "lung_apex": e["lungs"][1], "shoulder_top": e["humeri_upper"][1],
+        "shoulder_bottom": e["humeri_upper"][1] - 45.0, "carina": e["trachea"][0], "heart_top": e["heart"][1],
+        "breast_top": e["breast"][1], "diaphragm_dome": e["liver"][1], "breast_bottom": e["breast"][0],
+        "heart_bottom": e["heart"][0], "lung_base": e["lungs"][0], "kidney_top": e["kidneys"][1],
+        "lowest_rib": e["ribs"][0], "l3": 0.5 * sum(e["lumbar_spine"]), "kidney_bottom": e["kidneys"][0],
+        "iliac_crest": e["pelvis"][1], "femoral_head_top": e["femora_upper"][1],
+        "femoral_heads": e["femora_upper"][1] - 22.0, "pubic_symphysis": pubic,
+        "ischial_tuberosity": e["pelvis"][0], "knees": e["femora_lower"][0], "ankles": e["tibiae"][0],
+        "sole": float(body[0] * dz),
+    }
+    _RAW[(p, data_dir)] = dict(lm)
+    z = _isotonic_decreasing([lm[n] for n in LANDMARKS])
+    return {n: round(float(v), 2) for n, v in zip(LANDMARKS, z, strict=False)}
+
+
+_RAW: dict = {}
+
+
+def landmarks_raw_mm(phantom: str, data_dir: str | None = None) -> dict[str, float]:
+    """The landmark z values before the order is enforced."""
+    landmarks_mm(phantom, data_dir)
+    return dict(_RAW[(_check(phantom), data_dir)])
+
+
+def _isotonic_decreasing(values) -> list[float]:
+    """Least-squares non-increasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            m2, c2 = blocks.pop()
+            m1, c1 = blocks.pop()
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    return [m for m, c in blocks for _ in range(int(c))]
+
+
+def arms_present_per_slice(phantom: str, data_dir: str | None = None) -> np.ndarray:
+    """Per native slice: any arm tissue (skin, muscle, bone, vessels, fat, nodes, cartilage of the arms)."""
+    ids, _ = load_organ_ids(phantom, data_dir)
+    return np.isin(ids, IDS["arms"]).sum(axis=(1, 2)) >= 4
+
+
+# --- CT synthesis ----------------------------------------------------------------------------------------
+
+@dataclass
+class SynthesisParams:
+    """Variation and scan settings of one synthetic CT from an ICRP-110 phantom (defaults: the reference
+    body, unenhanced, 5 mm slices). ``z_range_mm``: (bottom, top) of the scan in scaled-phantom z (None: the
+    whole body). Scales are relative to the reference body: ``scale_lr`` / ``scale_ap`` in-plane (build),
+    ``scale_z`` height."""
+
+    seed: int = 0
+    scale_lr: float = 1.0
+    scale_ap: float = 1.0
+    scale_z: float = 1.0
+    deform_mm: float = 0.0  # amplitude of a smooth random in-plane displacement field
+    z_range_mm: tuple[float, float] | None = None
+    slice_thickness_mm: float = 5.0
+    pixel_mm: float = 2.0
+    matrix: int = 256
+    contrast: str = "none"  # none | arterial | portal
+    lung_hu: float = -820.0  # inflated lung parenchyma (the ICRP medium is compressed lung, about -630 HU)
+    hu_jitter: float = 6.0  # SD of per-organ HU offsets
+    hu_offset: float = 0.0  # scanner calibration offset
+    texture_hu: float = 8.0  # SD of smooth organ texture
+    psf_fwhm_mm: float = 1.0
+    noise_hu: float = 12.0
+    table: bool = True
+    energy_kev: float = EFFECTIVE_ENERGY_KEV
+
+
+@dataclass
+class SyntheticCT:
+    phantom: str
+    params: SynthesisParams
+    ct: CTVolume
+    landmarks_mm: dict[str, float]
+    body_parts: list[list[str]]
+    arms_present: np.ndarray
+    sex: str
+    height_cm: float
+    weight_kg: float
+    extras: dict = field(default_factory=dict)
+
+
+CONTRAST_HU = {  # offsets added to the unenhanced HU (ct-realism.md table)
+    "arterial": {"blood": 300.0, "liver": 15.0, "spleen": 85.0, "kidneys": 150.0},
+    "portal": {"blood": 130.0, "liver": 55.0, "spleen": 75.0, "kidneys": 120.0},
+}
+
+
+def realistic_hu_table(phantom: str, p: SynthesisParams, rng: np.random.Generator) -> np.ndarray:
+    """Organ id -> HU with the realism adjustments of ``p`` (lung inflation, jitter, contrast, offset)."""
+    lut = organ_hu_table(phantom, p.energy_kev).copy()
+    lut[list(IDS["lung_tissue"])] = p.lung_hu
+    jitter = rng.normal(0.0, p.hu_jitter, lut.shape).astype(np.float32)
+    jitter[0] = 0.0
+    lut += jitter
+    for group, dhu in CONTRAST_HU.get(p.contrast, {}).items():
+        lut[list(IDS[group])] += dhu * rng.uniform(0.8, 1.2)
+    lut[1:] += p.hu_offset
+    return lut
+
+
+def _smooth_noise(shape, sigma_px, rng) -> np.ndarray:
+    f = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_px)
+    return f / max(float(f.std()), 1e-6)
+
+
+def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str | None = None) -> SyntheticCT:
+    """A CT-like volume of AM or AF scaled and deformed per ``p``, on a standard axial grid (head-first slices,
+    matrix x matrix pixels of ``pixel_mm`` centred on the body), with its landmarks and body parts."""
+    p = p or SynthesisParams()
+    ph = _check(phantom)
+    rng = np.random.default_rng(p.seed)
+    ids, aff = load_organ_ids(ph, data_dir)
+    nz, ny, nx = ids.shape
+    dz, dy, dx = float(aff[2, 2]), float(aff[1, 1]), float(aff[0, 0])
+    hu_native = realistic_hu_table(ph, p, rng)[ids]
+    if p.texture_hu > 0:  # smooth organ texture on a coarse grid (~15 mm), inside the body only
+        coarse = _smooth_noise((max(nz // 3, 2), max(ny // 6, 2), max(nx // 6, 2)), 1.0, rng)
+        tex = ndimage.zoom(coarse, (nz / coarse.shape[0], ny / coarse.shape[1], nx / coarse.shape[2]), order=1)
+        hu_native += (p.texture_hu * tex[:nz, :ny, :nx]) * (ids > 0)
+    # scan grid, in scaled-phantom coordinates (z = 0 at the soles, same as the phantom)
+    lm0 = landmarks_mm(ph, data_dir)
+    top = (nz - 1) * dz * p.scale_z
+    z_lo, z_hi = p.z_range_mm if p.z_range_mm else (0.0, top)
+    z_lo, z_hi = max(z_lo, 0.0), min(z_hi, top)
+    t = p.slice_thickness_mm
+    zs = np.arange(z_hi, z_lo - 1e-6, -t)  # head-first
+    if len(zs) < 1:
+        raise ValueError("empty scan range")
+    body_xy = np.argwhere((ids > 0).any(axis=0))
+    cy, cx = body_xy.mean(axis=0) * (dy, dx)
+    half = (p.matrix - 1) / 2.0 * p.pixel_mm
+    ys = np.linspace(-half, half, p.matrix)
+    xs = np.linspace(-half, half, p.matrix)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    # phantom in-plane coordinates (mm) of the scan pixels: scaled about the body centre + deformation
+    py = cy + yy / p.scale_ap
+    px = cx + xx / p.scale_lr
+    if p.deform_mm > 0:
+        s = p.matrix / 8.0
+        py = py + p.deform_mm * _smooth_noise(yy.shape, s, rng)
+        px = px + p.deform_mm * _smooth_noise(xx.shape, s, rng)
+    n_sub = 3
+    offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (t / n_sub)
+    out = np.empty((len(zs), p.matrix, p.matrix), np.float32)
+    for k, z in enumerate(zs):
+        acc = np.zeros((p.matrix, p.matrix), np.float32)
+        for o in offs:
+            kz = np.full(yy.shape, (z + o) / p.scale_z / dz)
+            acc += ndimage.map_coordinates(hu_native, [kz, py / dy, px / dx], order=1, mode="constant",
+                                           cval=-1000.0)
+        out[k] = acc / n_sub
+    if p.table:
+        y_table = (float(((ids > 0).any(axis=(0, 2))).nonzero()[0].max()) * dy - cy) * p.scale_ap + 8.0
+        j = int(round((y_table + half) / p.pixel_mm))
+        if 0 <= j < p.matrix - 2:
+            out[:, j:j + 2, :] = np.maximum(out[:, j:j + 2, :], 150.0)
+    if p.psf_fwhm_mm > 0:
+        out = ndimage.gaussian_filter(out, (0, p.psf_fwhm_mm / 2.355 / p.pixel_mm, p.psf_fwhm_mm / 2.355 / p.pixel_mm))
+    if p.noise_hu > 0:
+        n = ndimage.gaussian_filter(rng.standard_normal(out.shape).astype(np.float32), (0, 0.7, 0.7))
+        out += p.noise_hu * n / max(float(n.std()), 1e-6)
+    # geometry: standard axial, head-first (slice step -t), origin at the first (top) slice
+    origin = (cx - half, cy - half, float(zs[0]))  # x, y scan origin relative to scaled body centre
+    affine = axial_affine((-t, p.pixel_mm, p.pixel_mm), origin)
+    ref = REFERENCE_BODY[ph]
+    weight = ref["weight_kg"] * p.scale_lr * p.scale_ap * p.scale_z
+    height = ref["height_cm"] * p.scale_z
+    meta = CTMetadata(series_description=f"ICRP-110 {ph} synthetic", slice_thickness_mm=t, kvp=120.0,
+                      patient_sex=ref["sex"], patient_weight_kg=round(weight, 1), convolution_kernel="synthetic")
+    ct = CTVolume(out, affine, meta)
+    lm = {k: v * p.scale_z for k, v in lm0.items()}
+    arms_native = arms_present_per_slice(ph, data_dir)
+    arms = arms_native[np.clip(np.round(zs / p.scale_z / dz).astype(int), 0, nz - 1)]
+    parts = body_parts_per_slice(zs, lm, arms)
+    return SyntheticCT(ph, p, ct, lm, parts, arms, ref["sex"], round(height, 1), round(weight, 1))
+
+
+def random_params(rng: np.random.Generator, **fixed) -> SynthesisParams:
+    """Random variation for training: build 0.85-1.35 (LR, AP), height 0.9-1.1, deformation, thickness 1-5 mm,
+    contrast, noise, kernel blur, lung density, scanner offset, random field of view along z."""
+    build = rng.uniform(0.85, 1.35)
+    p = SynthesisParams(
+        seed=int(rng.integers(1 << 31)), scale_lr=build * rng.uniform(0.95, 1.05),
+        scale_ap=build * rng.uniform(0.9, 1.1), scale_z=rng.uniform(0.9, 1.1), deform_mm=rng.uniform(0, 6),
+        slice_thickness_mm=float(rng.choice([1.0, 2.0, 3.0, 5.0])), contrast=str(rng.choice(["none", "arterial", "portal"])),
+        lung_hu=rng.uniform(-900, -700), hu_jitter=rng.uniform(3, 10), hu_offset=rng.uniform(-10, 10),
+        texture_hu=rng.uniform(5, 15), psf_fwhm_mm=rng.uniform(0.6, 1.5), noise_hu=rng.uniform(8, 40),
+        table=bool(rng.random() < 0.7))
+    for k, v in fixed.items():
+        setattr(p, k, v)
+    return p
