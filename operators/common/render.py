@@ -127,10 +127,17 @@ def render_views(hu: np.ndarray, affine_lps: np.ndarray, out_png: str | Path,
             ax.text(0.97, 0.5, side[1], transform=ax.transAxes, color="yellow", fontsize=9, va="center")
     if title:
         fig.suptitle(title, fontsize=9)
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png: str | Path, dpi: int = 90) -> Path:
+    """Lay out, write and close a matplotlib figure; returns the PNG path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
+    fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
     return out_png
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.common.render import WINDOWS, canonical_lps
+from operators.common.render import WINDOWS, canonical_lps, save_figure
 from operators.common.volume import CTVolume
 
 from .range_selector import PART_NAMES, ScanRange
@@ -90,9 +90,4 @@ def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str =
     fig.suptitle(title or (f"GrayNet range: {sr.body_part_examined() or 'no body part'}; sex {sr.sex} "
                            f"(p={sr.sex_probability:.2f}), age {sr.age_years:.0f} y, weight {sr.weight_kg:.0f} kg "
                            "(estimates from a model trained on synthetic CT; not for clinical use)"), fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=90)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
