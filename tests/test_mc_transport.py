@@ -1,0 +1,166 @@
+"""Monte Carlo transport on the CPU backend: narrow-beam transmission, conservation, TG-195 case 5
+(reduced statistics), and the CUDA kernel under the CUDA simulator against the CPU backend."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from operators.common.paths import shared_data_dir
+from operators.mc_dose import physics as ph
+from operators.mc_dose.engine import Source, VoxelGeometry, monoenergetic, run_cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+BONE = ph.Material("bone", 1.92, {"H": 3.4, "C": 15.5, "N": 4.2, "O": 43.5, "Na": 0.1, "Mg": 0.2, "P": 10.3,
+                                  "S": 0.3, "Ca": 22.5})
+
+
+def slab_geometry(layers, lateral_cm=4.0, n_lat=4):
+    """slabs along z: list of (material index, density, thickness 1 cm); bins = slab index."""
+    nz = len(layers)
+    mat = np.zeros((nz, n_lat, n_lat), np.int32)
+    den = np.zeros((nz, n_lat, n_lat))
+    tm = np.zeros((nz, n_lat, n_lat), np.int32)
+    for k, (m, rho) in enumerate(layers):
+        mat[k], den[k], tm[k] = m, rho, k
+    d = lateral_cm / n_lat
+    return VoxelGeometry(mat, den, [ph.WATER, BONE, ph.AIR], tm, nz,
+                         origin=(0.0, -lateral_cm / 2, -lateral_cm / 2), spacing=(1.0, d, d))
+
+
+def pencil(e_kev, spectrum=None):
+    spec = monoenergetic(e_kev) if spectrum is None else spectrum
+    return Source(np.array([[0.0, 0.0, -10.0]]), np.array([[0.0, 0.0, 1.0]]), np.array([[1.0, 0, 0]]),
+                  np.array([[0, 1.0, 0]]), 0.0, 0.0, *spec)
+
+
+LAYERS = [(0, 1.0)] * 4 + [(1, 1.92)] * 2 + [(2, 0.0012)] * 2 + [(0, 1.0)] * 2
+
+
+@pytest.mark.parametrize("e_kev", [30.0, 60.0, 100.0])
+def test_narrow_beam_transmission_equals_exp_mu_x(e_kev):
+    g = slab_geometry(LAYERS)
+    r = run_cpu(g, pencil(e_kev), 400_000, n_batches=20, seed=7)
+    mus = {0: ph.mass_coefficients(ph.WATER, [e_kev])["total"][0],
+           1: ph.mass_coefficients(BONE, [e_kev])["total"][0],
+           2: ph.mass_coefficients(ph.AIR, [e_kev])["total"][0]}
+    expect = np.exp(-sum(mus[m] * rho * 1.0 for m, rho in LAYERS))
+    t = r.extra["primary_escaped_kev"] / r.emitted_kev
+    sd = r.extra["primary_escaped_std"] / r.emitted_kev
+    assert abs(t - expect) < 3 * sd + 1e-4 * expect, (t, expect, sd)
+    assert r.conservation_error < 1e-9
+    assert r.std_kev.max() > 0
+
+
+def test_energy_deposition_depth_profile_and_conservation():
+    # 10 cm water at 60 keV: total absorbed fraction between primary-only and fully absorbed bounds
+    g = slab_geometry([(0, 1.0)] * 10, lateral_cm=30.0, n_lat=3)
+    r = run_cpu(g, pencil(60.0), 200_000, n_batches=16, seed=3)
+    assert r.conservation_error < 1e-9
+    assert r.mean_kev.sum() + r.escaped_kev == pytest.approx(60.0, rel=1e-9)
+    prof = r.mean_kev
+    assert np.all(np.diff(prof[1:]) < 0)  # deposition falls with depth beyond the first cm
+    mu_en = ph.mu_en_mass(ph.WATER, 60.0)
+    mu = ph.mass_coefficients(ph.WATER, [60.0])["total"][0]
+    # first 1 cm: at least the primary kerma (scatter adds, never removes)
+    primary_first_cm = 60.0 * mu_en / mu * (1 - np.exp(-mu))
+    assert prof[0] > primary_first_cm
+
+
+def test_iodine_fluorescence_escapes_small_voxel():
+    # 0.5 mm cube of iodinated water: K fluorescence (28.5/32 keV) escapes, so the deposit follows the
+    # kernel's mu_en (photo energy minus fluorescence), not the photoabsorption cross section
+    io = ph.Material("iodine water", 1.0, {"H": 0.1, "O": 0.8, "I": 0.1})
+    lay = np.zeros((1, 1, 1), np.int32)
+    g = VoxelGeometry(lay, np.full((1, 1, 1), 1.0), [io], lay.copy(), 1, origin=(0, -0.025, -0.025),
+                      spacing=(0.05, 0.05, 0.05))
+    r = run_cpu(g, pencil(40.0), 400_000, n_batches=16, seed=5)
+    c = ph.mass_coefficients(io, [40.0])
+    mu, t = c["total"][0], 0.05
+    expect = 40.0 * ph.mu_en_mass(io, 40.0) / mu * (1 - np.exp(-mu * t))
+    # reabsorption of fluorescence/scatter inside 0.5 mm adds ~1-2 %
+    assert expect * 0.99 < r.mean_kev[0] < expect * 1.04 + 3 * r.std_kev[0], (r.mean_kev[0], expect)
+    no_fluo = 40.0 * c["photo"][0] / mu * (1 - np.exp(-mu * t))
+    assert r.mean_kev[0] < 0.6 * no_fluo  # fluorescence escape really happens
+
+
+TG195 = shared_data_dir() / "tg195"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not TG195.exists(), reason="TG-195 data absent")
+def test_tg195_case5_reduced_statistics():
+    from operators.mc_dose import tg195 as T
+
+    g = T.case5_geometry()
+    s = T.case5_source("120kVp", 0)
+    r = run_cpu(g, s, 1_500_000, n_batches=20, seed=11)
+    ref = T.case5_reference("120kVp", 0)
+    sim = r.mean_kev[3:20] * 1000.0
+    sd = r.std_kev[3:20] * 1000.0
+    share = ref / ref.sum()
+    checked = 0
+    for name, a, b, s_, f in zip(T.reference()["case5"]["organ_order"], sim, ref, sd, share, strict=True):
+        if f >= 0.001 and s_ / b < 0.05:
+            assert abs(a - b) <= 3 * s_ + 0.02 * b, (name, a, b, s_)
+            checked += 1
+    assert checked >= 8
+    assert r.conservation_error < 1e-9
+
+
+CUDASIM_SCRIPT = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from tests.test_mc_transport import slab_geometry, pencil, LAYERS
+from operators.mc_dose.engine import run_cuda, binned_spectrum
+g = slab_geometry(LAYERS)
+r = run_cuda(g, pencil(0, binned_spectrum([30, 50, 70], [1, 2, 1])), 1024, threads=128, block=32, n_batches=16, seed=3)
+print(json.dumps({"mean": r.mean_kev.tolist(), "std": r.std_kev.tolist(), "esc": r.escaped_kev, "esc_std": r.extra["escaped_std"],
+                  "emitted": r.emitted_kev, "cons": r.conservation_error, "n": r.histories}))
+"""
+
+
+def test_cuda_kernel_under_simulator_matches_cpu():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONWARNINGS="ignore")
+    out = subprocess.run([sys.executable, "-c", CUDASIM_SCRIPT, str(ROOT)], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cu = json.loads(out.stdout.strip().splitlines()[-1])
+    from operators.mc_dose.engine import binned_spectrum
+
+    g = slab_geometry(LAYERS)
+    cpu = run_cpu(g, pencil(0, binned_spectrum([30, 50, 70], [1, 2, 1])), 200_000, n_batches=16, seed=9)
+    assert cu["n"] >= 1024 and cu["cons"] < 1e-9
+    assert cu["emitted"] == pytest.approx(cpu.emitted_kev, rel=0.04)  # sampling of the spectrum: ~1 % sigma
+    m, s = np.array(cu["mean"]), np.array(cu["std"])
+    z = (m - cpu.mean_kev) / np.sqrt(s**2 + cpu.std_kev**2)
+    assert np.all(np.abs(z[:6]) < 3.5), z  # bins with enough counts; 3.5 sigma over 6 comparisons
+    assert abs(cu["esc"] - cpu.escaped_kev) < 3.5 * np.hypot(cu["esc_std"], cpu.extra["escaped_std"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not TG195.exists(), reason="TG-195 data absent")
+def test_cuda_gpu_matches_cpu_case5():
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from operators.mc_dose import tg195 as T
+    from operators.mc_dose.engine import prepare, run_cuda
+
+    g = T.case5_geometry()
+    s = T.case5_source("120kVp", 0)
+    pre = prepare(g, s)
+    run_cuda(g, s, 1_000_000, prepared=pre)  # compile
+    gpu = run_cuda(g, s, 50_000_000, prepared=pre)
+    cpu = run_cpu(g, s, 2_000_000, n_batches=20, seed=5, prepared=pre)
+    z = (gpu.mean_kev - cpu.mean_kev) / np.sqrt(gpu.std_kev**2 + cpu.std_kev**2)
+    ok = cpu.mean_kev > 0.01 * cpu.mean_kev.max()
+    assert np.all(np.abs(z[ok]) < 4), z
+    print(f"GPU histories/s: {gpu.histories_per_second:.3g}")
