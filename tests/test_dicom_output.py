@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from _dicom_checks import dciodvfy, needs_dciodvfy
 
 from operators.common.dicom_series import series_to_volume
 from operators.common.labels import BODY_COMPOSITION, BODY_COMPOSITION_BY_NAME, ORGAN_BY_NAME, ORGANS, Code
@@ -37,17 +35,6 @@ from operators.dicom_output import (
     write_seg,
 )
 from operators.dicom_output import codes as C
-
-needs_dciodvfy = pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not "
-                                    "installed; CI installs it (apt-get install dicom3tools)")
-
-
-def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
-    r = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
-    lines = (r.stdout + r.stderr).splitlines()
-    assert r.returncode == 0 or lines, f"dciodvfy failed on {path.name}: {r.returncode}"
-    assert not any("Assertion" in ln or ln.startswith("Abort") for ln in lines), lines
-    return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +304,21 @@ def test_writers_never_log_patient_identifiers(ct, tmp_path, caplog):
         assert value and value not in text
     if ref.get("PatientBirthDate"):
         assert str(ref.PatientBirthDate) not in text
+
+
+def test_single_component_patient_name_never_reaches_warnings(ct, tmp_path):
+    """highdicom warns about single-component person names and quotes the name: that must not surface."""
+    import warnings
+
+    vol, _, organs, _ = ct
+    src = SourceSeries.from_volume(vol)
+    for ds in src.datasets:
+        ds.PatientName = "ZXQ-00249"
+    with warnings.catch_warnings(record=True) as caught:
+        seg = write_seg(src, organs, ORGANS, tmp_path / "s.dcm")
+        write_organ_volume_report(vol, organs, tmp_path / "r.dcm", seg=seg, source=src)
+    assert pydicom.dcmread(tmp_path / "s.dcm").PatientName == "ZXQ-00249"  # copied unchanged
+    assert not [w for w in caught if "ZXQ-00249" in str(w.message)]
 
 
 def test_source_series_errors(ct):

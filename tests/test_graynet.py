@@ -1,13 +1,18 @@
 """GrayNet bundle (models/graynet) and the range-selector app on the demo study."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pydicom
 import pytest
+from _dicom_checks import dciodvfy
 
+from operators.common.labels import BODY_PART_BY_NAME
 from operators.common.paths import REPO_ROOT
+from operators.dicom_output.sr import measurement_table
 from operators.graynet_range.inference import GrayNetModel
 from operators.graynet_range.range_selector import select_range
 
@@ -50,6 +55,16 @@ def test_invalid_bundle(tmp_path):
         GrayNetModel.from_bundle(tmp_path)
 
 
+def _coded_values(ds, concept_name: str) -> list[str]:
+    """Meanings of every CODE content item with this concept name, anywhere in an SR content tree."""
+    out = []
+    for item in ds.get("ContentSequence", []):
+        if item.get("ValueType") == "CODE" and item.ConceptNameCodeSequence[0].CodeMeaning == concept_name:
+            out.append(item.ConceptCodeSequence[0].CodeMeaning)
+        out += _coded_values(item, concept_name)
+    return out
+
+
 def test_app_end_to_end(demo_study, tmp_path):
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "apps" / "range_selector"), "-i", str(demo_study.dicom_dir),
@@ -66,3 +81,20 @@ def test_app_end_to_end(demo_study, tmp_path):
     assert res["provenance"]["models"].get("graynet")
     assert (out / "range.png").stat().st_size > 10_000
     assert not any(p.name.startswith(".corpusct-staging") for p in out.iterdir())
+
+    # the DICOM SR carries the same findings and references the source study and series
+    sr = pydicom.dcmread(out / "range_sr.dcm")
+    src = pydicom.dcmread(demo_study.series["axial"].paths[0], stop_before_pixels=True)
+    assert sr.StudyInstanceUID == src.StudyInstanceUID
+    evidence = {s.SeriesInstanceUID for st in sr.CurrentRequestedProcedureEvidenceSequence
+                for s in st.ReferencedSeriesSequence}
+    assert src.SeriesInstanceUID in evidence
+    assert "not for clinical use" in sr.SeriesDescription.lower()
+    groups = {g["tracking_id"]: g for g in measurement_table(sr)}
+    start = groups["scan range"]["measurements"]["Scan start on ICRP-110 reference body"]
+    assert start == (pytest.approx(rng["start"], abs=0.05), "cm")
+    assert set(_coded_values(sr, "Target Region")) == {BODY_PART_BY_NAME[n].display for n in res["covered_body_parts"]}
+    if shutil.which("dciodvfy"):
+        errors, warnings = dciodvfy(out / "range_sr.dcm")
+        assert not errors, errors
+        assert all("99CORPUSCT" in w for w in warnings), warnings

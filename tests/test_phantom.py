@@ -7,13 +7,12 @@ benchmarks/bench_phantom.py.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from _dicom_checks import dciodvfy, needs_dciodvfy
 
 from models.phantoms import PhantomParams, generate_phantom, write_ct_series, write_demo_study
 from models.phantoms.dicom_export import StudyInfo, uid_from
@@ -335,26 +334,18 @@ def test_uids_deterministic_from_seed(tmp_path):
     assert uid_from(1, "x") == uid_from(1, "x") != uid_from(2, "x")
 
 
-def _dciodvfy(path: Path) -> tuple[list[str], list[str]]:
-    r = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    lines = (r.stdout + r.stderr).splitlines()
-    return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]
-
-
-@pytest.mark.skipif(shutil.which("dciodvfy") is None,
-                    reason="dciodvfy (dicom3tools) not installed; CI installs it (apt-get install dicom3tools)")
-def test_every_demo_image_passes_dciodvfy(demo_study):
+@needs_dciodvfy
+def test_every_demo_image_passesdciodvfy(demo_study):
     files = sorted(demo_study.dicom_dir.iterdir())
     assert files
     for f in files:
-        errors, warnings = _dciodvfy(f)
+        errors, warnings = dciodvfy(f)
         assert not errors, f"{f.name}: {errors}"
         # the only accepted warning: REFORMATTED is not a CT defined term for Image Type value 3
         assert all("REFORMATTED" in w for w in warnings), f"{f.name}: {warnings}"
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None,
-                    reason="dciodvfy (dicom3tools) not installed; CI installs it (apt-get install dicom3tools)")
+@needs_dciodvfy
 def test_write_ct_series_oblique_reversed_geometry(tmp_path):
     rng = np.random.default_rng(0)
     hu = rng.normal(0, 200, (3, 20, 30)).astype(np.float32)
@@ -370,7 +361,7 @@ def test_write_ct_series_oblique_reversed_geometry(tmp_path):
         assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.7, 0.8])
         back = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
         assert np.abs(back - hu[k]).max() <= 0.5 + 1e-3
-        errors, _ = _dciodvfy(p)
+        errors, _ = dciodvfy(p)
         assert not errors, errors
 
 

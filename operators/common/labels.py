@@ -166,6 +166,15 @@ BODY_PARTS: tuple[BodyPart, ...] = (
     BodyPart(24, "arms", "Arms", None, None),
 )
 
+# Private coding scheme for concepts that have no standard code (our 24 body parts, range quantities). It is
+# declared in every SR that uses it (CodingSchemeIdentificationSequence).
+PRIVATE_SCHEME = "99CORPUSCT"
+
+
+def body_part_code(part: BodyPart) -> Code:
+    return Code(f"BP{part.id:02d}", part.display, PRIVATE_SCHEME)
+
+
 ORGAN_BY_NAME = {lab.name: lab for lab in ORGANS}
 BODY_COMPOSITION_BY_NAME = {lab.name: lab for lab in BODY_COMPOSITION}
 BODY_PART_BY_NAME = {bp.name: bp for bp in BODY_PARTS}

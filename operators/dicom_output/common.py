@@ -16,10 +16,12 @@ Logs name files and UIDs only, never patient names, IDs or birth dates.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,3 +304,13 @@ class WrittenObject:
     def to_json(self) -> dict:
         return {"file": self.path.name, "kind": self.kind, "sop_class_uid": self.sop_class_uid,
                 "sop_instance_uid": self.sop_instance_uid, "series_instance_uid": self.series_instance_uid}
+
+
+@contextlib.contextmanager
+def no_person_name_warnings():
+    """highdicom warns about single-component person names and quotes the name in the warning, which would put
+    the patient's name into our logs. The name is copied unchanged from the source; the warning is dropped."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*unlikely to represent the intended person name",
+                                category=UserWarning)
+        yield

@@ -43,6 +43,7 @@ from .common import (
     SourceSeries,
     WrittenObject,
     as_source,
+    no_person_name_warnings,
     save_dataset,
 )
 
@@ -132,15 +133,16 @@ def build_seg(source: SourceSeries | CTVolume, label_map: np.ndarray, label_tabl
             display_color=hd.color.CIELabColor.from_rgb(*lt.rgb)))
         segments.append(SegmentInfo(number, lt.id, lt.name, int(counts[lt.id]), tracking_uid))
     ident = OutputIdentity(description, series_number, dict(model_versions or {}))
-    seg = hd.seg.Segmentation(
-        source_images=src.datasets, pixel_array=lut[lab], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions, series_instance_uid=ident.series_instance_uid,
-        series_number=int(series_number), sop_instance_uid=ident.sop_instance_uid, instance_number=1,
-        manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME,
-        software_versions=ident.software_versions, device_serial_number=DEVICE_SERIAL_NUMBER,
-        content_label=content_label[:16].upper().replace(" ", "_"),
-        content_description=ident.series_description, content_creator_name=content_creator_name,
-        series_description=ident.series_description, omit_empty_frames=True)
+    with no_person_name_warnings():
+        seg = hd.seg.Segmentation(
+            source_images=src.datasets, pixel_array=lut[lab], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions, series_instance_uid=ident.series_instance_uid,
+            series_number=int(series_number), sop_instance_uid=ident.sop_instance_uid, instance_number=1,
+            manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME,
+            software_versions=ident.software_versions, device_serial_number=DEVICE_SERIAL_NUMBER,
+            content_label=content_label[:16].upper().replace(" ", "_"),
+            content_description=ident.series_description, content_creator_name=content_creator_name,
+            series_description=ident.series_description, omit_empty_frames=True)
     return seg, segments, skipped
 
 

@@ -46,6 +46,7 @@ from .common import (
     WrittenObject,
     as_source,
     new_uid,
+    no_person_name_warnings,
     save_dataset,
 )
 from .seg import SEGMENTATION_STORAGE, SegResult
@@ -196,12 +197,13 @@ def build_measurement_report(source: SourceSeries | CTVolume, groups: Sequence[M
     schemes = [hd.coding_schemes.CodingSchemeIdentificationItem(
         designator=p, name=PRIVATE_SCHEMES.get(p, f"{p} (private coding scheme)"),
         responsible_organization=MANUFACTURER) for p in private] or None
-    return hd.sr.Comprehensive3DSR(
-        evidence=evidence, coding_schemes=schemes, content=report[0], series_instance_uid=ident.series_instance_uid,
-        series_number=int(series_number), sop_instance_uid=ident.sop_instance_uid, instance_number=1,
-        manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME, software_versions=ident.software_versions,
-        device_serial_number="NONE", series_description=ident.series_description, is_complete=True,
-        is_final=False, is_verified=False)
+    with no_person_name_warnings():
+        return hd.sr.Comprehensive3DSR(
+            evidence=evidence, coding_schemes=schemes, content=report[0], series_instance_uid=ident.series_instance_uid,
+            series_number=int(series_number), sop_instance_uid=ident.sop_instance_uid, instance_number=1,
+            manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME, software_versions=ident.software_versions,
+            device_serial_number="NONE", series_description=ident.series_description, is_complete=True,
+            is_final=False, is_verified=False)
 
 
 def write_measurement_report(source: SourceSeries | CTVolume, groups: Sequence[MeasurementGroup],

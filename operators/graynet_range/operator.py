@@ -1,13 +1,14 @@
 """GrayNet range operator: CT volume -> per-slice body parts, age / sex / weight estimates and the scan range
 on the ICRP-110 reference body (``range_selector.ScanRange``, with the gating API other operators use).
 
-Ports: input ``ct_volume`` (``CTVolume``); outputs ``scan_range`` (``ScanRange``) and ``results`` (dict for
-results.json, with provenance). ``RangeFigureOperator`` writes the PNG (coronal view + reference body).
+Ports: input ``ct_volume`` (``CTVolume``); outputs ``scan_range`` (``ScanRange``), ``results`` (dict for
+results.json, with provenance) and ``measurement_groups`` (for the TID 1500 SR writer, ``report.py``). ``RangeFigureOperator`` writes the PNG (coronal view + reference body).
 The science lives in inference.py, range_selector.py and figure.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from operators.common.provenance import provenance
 from .figure import render_range
 from .inference import GrayNetModel
 from .range_selector import select_range
+from .report import range_measurement_groups
 
 
 def run_graynet_range(vol, model: GrayNetModel, app_name: str = "range_selector", use_header_sex: bool = True):
@@ -48,10 +50,19 @@ class GrayNetRangeOperator(Operator):
         self._log = logging.getLogger(f"{__name__}.{type(self).__name__}")
         super().__init__(fragment, *args, **kwargs)
 
+    def model_versions(self) -> dict[str, str]:
+        """{bundle name: version} from the bundle metadata (empty if unreadable: compute() then says why)."""
+        try:
+            md = json.loads((self.bundle_dir / "configs" / "metadata.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(md.get("name", "graynet")): str(md.get("version", "0"))}
+
     def setup(self, spec: OperatorSpec):
         spec.input("ct_volume")
         spec.output("scan_range").condition(ConditionType.NONE)
         spec.output("results").condition(ConditionType.NONE)
+        spec.output("measurement_groups").condition(ConditionType.NONE)
 
     def compute(self, op_input, op_output, context):
         vol = op_input.receive("ct_volume")
@@ -62,6 +73,7 @@ class GrayNetRangeOperator(Operator):
                        sr.phantom, sr.start_cm, sr.end_cm, sr.uncertainty_cm, sr.method, sr.body_part_examined())
         op_output.emit((vol, sr), "scan_range")
         op_output.emit(results, "results")
+        op_output.emit(range_measurement_groups(sr), "measurement_groups")
 
 
 class RangeFigureOperator(Operator):
