@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from operators.common.dosimetry import ssde_mgy, water_equivalent_diameter_mm
 from operators.common.paths import shared_data_dir
 from operators.common.volume import CTMetadata, CTVolume, axial_affine
 from operators.mc_dose.calibration import photons_per_mas
-from operators.mc_dose.ssde import ssde, water_equivalent_diameter
 
 pytestmark = pytest.mark.skipif(not (shared_data_dir() / "icrp110").exists(), reason="ICRP-110 data absent")
 
@@ -30,8 +30,8 @@ def test_water_cylinder_dose_matches_ssde():
     inner[10:20][:, (xx**2 + yy**2) <= 8.0**2] = True
     res = patient_dose(vol, {"inner": inner}, n_histories=1_000_000, block=(5, 8, 8), ctdi_histories=600_000)
     d, s = res.organ_dose_mgy["inner"]
-    dw = water_equivalent_diameter(disc, (px / 10) ** 2)
-    ref = ssde(10.0, dw)  # ~17.8 mGy for a 20 cm water-equivalent diameter
+    dw = float(water_equivalent_diameter_mm(disc, (10.0, px, px))[0]) / 10.0
+    ref = ssde_mgy(10.0, dw)  # ~17.8 mGy for a 20 cm water-equivalent diameter
     assert dw == pytest.approx(20.0, rel=0.02)
     # SSDE is a population fit (AAPM 204 quotes ~10-20 % agreement with MC); 25 % tolerance
     assert d == pytest.approx(ref, rel=0.25), (d, ref, res.calibration)

@@ -20,7 +20,6 @@ from .dicom_export import (
     StudyInfo,
     tube_current_modulation,
     uid_from,
-    water_equivalent_diameter_mm,
     write_ct_series,
 )
 from .params import PhantomParams
@@ -29,5 +28,5 @@ from .study import DEMO_PARAMS, DemoStudy, demo_study, write_demo_study
 
 __all__ = [
     "DEMO_PARAMS", "DemoStudy", "Phantom", "PhantomParams", "StudyInfo", "demo_study", "generate_phantom",
-    "tube_current_modulation", "uid_from", "water_equivalent_diameter_mm", "write_ct_series", "write_demo_study",
+    "tube_current_modulation", "uid_from", "write_ct_series", "write_demo_study",
 ]

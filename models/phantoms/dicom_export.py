@@ -17,9 +17,8 @@ Public API::
     StudyInfo                                  patient / study level attributes shared by all series
     write_ct_series(vol, out_dir, series_number, description, *, study, image_type=..., ...)
     uid_from(*parts)                           deterministic UID (2.25 form) from any hashable parts
-    water_equivalent_diameter_mm(hu, spacing)  per-slice Dw (AAPM TG-220)
     projection_wet_mm(hu, spacing)             per-slice water-equivalent thickness of the thicker projection
-    tube_current_modulation(dw_mm, ...)        per-slice mA from Dw (exponential TCM model)
+    tube_current_modulation(dw_mm, ...)        per-slice mA from Dw (operators.common.dosimetry, AAPM TG-220)
 """
 
 from __future__ import annotations
@@ -116,25 +115,6 @@ def _age_string(age_years: float | None) -> str:
         return f"{min(int(age_years), 999):03d}Y"
     months = int(round(age_years * 12))
     return f"{max(months, 0):03d}M"
-
-
-def water_equivalent_diameter_mm(hu: np.ndarray, spacing_zyx_mm: Sequence[float], threshold_hu: float = -500.0,
-                                 body_mask: np.ndarray | None = None) -> np.ndarray:
-    """Per-slice water-equivalent diameter Dw (mm), AAPM TG-220: Aw = sum over the patient of
-    (HU/1000 + 1) * pixel area, Dw = 2 sqrt(Aw / pi). The patient is ``body_mask`` when given (e.g. the
-    phantom's body, which excludes the table), else the pixels above ``threshold_hu``; each row is filled
-    between its first and last patient pixel so that lungs and bowel gas count as TG-220 requires."""
-    dy, dx = float(spacing_zyx_mm[1]), float(spacing_zyx_mm[2])
-    hu = np.asarray(hu, dtype=np.float32)
-    body = np.asarray(body_mask, bool) if body_mask is not None else hu > threshold_hu
-    any_row = body.any(axis=2)
-    first = np.argmax(body, axis=2)
-    last = body.shape[2] - 1 - np.argmax(body[:, :, ::-1], axis=2)
-    cols = np.arange(body.shape[2])[None, None, :]
-    filled = (cols >= first[..., None]) & (cols <= last[..., None]) & any_row[..., None]
-    att = np.clip(hu / 1000.0 + 1.0, 0.0, None)
-    aw = (att * filled).sum(axis=(1, 2)) * dx * dy
-    return 2.0 * np.sqrt(aw / np.pi)
 
 
 def projection_wet_mm(hu: np.ndarray, spacing_zyx_mm: Sequence[float],

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from operators.common.dosimetry import water_equivalent_diameter_mm
 from operators.common.labels import BODY_COMPOSITION, LANDMARKS, ORGAN_BY_NAME, ORGANS, body_parts_per_slice
 from operators.common.volume import CTMetadata, CTVolume, axial_affine
 
 from .anatomy import Anatomy
-from .dicom_export import projection_wet_mm, tube_current_modulation, water_equivalent_diameter_mm
+from .dicom_export import projection_wet_mm, tube_current_modulation
 from .geometry import Canvas
 from .params import PhantomParams
 from .synthesis import add_noise, noise_sigma_per_slice, render_hu

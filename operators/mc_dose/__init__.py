@@ -8,7 +8,7 @@ sources: spekpy spectrum from kVp, generic bowtie, axial/helical CT trajectories
          HU -> ICRP-110 material/density mapping.
 calibration: simulated CTDI100/CTDIw in 16/32 cm PMMA, photons per mAs.
 dose:    patient_dose(CTVolume, masks) -> block dose grid and organ doses (mGy, 1 sigma).
-ssde:    AAPM 204/220 size-specific dose estimate baseline.
+(SSDE and water-equivalent diameter, AAPM 204/220: operators/common/dosimetry.py)
 operator: MCDoseOperator (MONAI Deploy), imported on demand (needs the SDK).
 tg195:   AAPM TG-195 case 4 and 5 set-ups and reference values.
 """

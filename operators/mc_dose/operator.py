@@ -6,8 +6,9 @@ import logging
 
 from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
 
+from operators.common.dosimetry import volume_ssde
+
 from .dose import patient_dose
-from .ssde import ssde, water_equivalent_diameter
 
 
 class MCDoseOperator(Operator):
@@ -34,13 +35,9 @@ class MCDoseOperator(Operator):
         masks = op_input.receive("organ_masks")  # None when not connected / nothing sent
         res = patient_dose(vol, masks, n_histories=self.n_histories, block=self.block, pitch=self.pitch,
                            collimation_cm=self.collimation_cm, ctdi_histories=self.ctdi_histories)
-        mid = vol.hu[vol.shape[0] // 2]
-        sy, sx = vol.spacing_mm[1] / 10, vol.spacing_mm[2] / 10
-        dw = water_equivalent_diameter(mid, sy * sx)
         summary = {"organ_dose_mgy": {k: {"mean": v[0], "sigma": v[1]} for k, v in res.organ_dose_mgy.items()},
                    "histories": res.histories, "seconds": res.seconds, "calibration": res.calibration,
-                   "ssde_mgy": ssde(vol.meta.ctdivol_mgy, dw), "water_equivalent_diameter_cm": dw,
-                   "conservation_error": res.conservation_error}
+                   "conservation_error": res.conservation_error, **volume_ssde(vol)}
         self._log.info("MC dose: %d histories in %.1f s", res.histories, res.seconds)
         op_output.emit(res, "mc_dose")
         op_output.emit(summary, "dose_summary")
