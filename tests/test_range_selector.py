@@ -77,3 +77,15 @@ def test_gating_api():
     src = select_range(_predictions(ref, zc), phantom="AM")
     assert not src.covers("waist", complete=True) and not src.covers("pelvis")
     assert src.body_part_examined() in ("CHEST", "CHESTABDOMEN")
+
+
+@pytest.mark.parametrize("lo, hi, expected", [
+    ("sole", "vertex", "WHOLEBODY"),               # head to feet: the head is only ~13 % of the slices
+    ("iliac_crest", "lung_apex", "CHESTABDOMEN"),
+    ("ischial_tuberosity", "diaphragm_dome", "ABDOMENPELVIS"),
+])
+def test_body_part_examined_of_ideal_predictions(lo, hi, expected):
+    ref = reference_landmarks("AM")
+    z = np.arange(ref[lo] + 10.0, ref[hi] - 10.0, 5.0)[::-1]
+    sr = select_range(_predictions(ref, z), phantom="AM")
+    assert sr.body_part_examined() == expected

@@ -53,7 +53,7 @@ def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str =
     top, bot = float(z_can.max()), float(z_can.min())
     fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(11, 6.5), gridspec_kw={"width_ratios": [3, 1.6, 2.2]})
     wl, ww = WINDOWS["soft"]
-    a0.imshow(cor, cmap="gray", vmin=wl - ww / 2, vmax=wl + ww / 2, aspect="auto",
+    a0.imshow(cor, cmap="gray", vmin=wl - ww / 2, vmax=wl + ww / 2, aspect="equal",  # drawn to scale (mm)
               extent=(0, cor.shape[1] * dx, bot - dz / 2, top + dz / 2))
     a0.set_title("scan, coronal (R on the left)", fontsize=9)
     a0.set_ylabel("patient z (mm)")

@@ -61,8 +61,11 @@ class ScanRange:
 
     def body_part_examined(self) -> str:
         n = max(len(self.body_parts_per_slice), 1)
+        dz = float(np.median(np.abs(np.diff(self.slice_z_mm)))) if n > 1 else 1.0
+        # a region counts when it fills 15 % of the scan or at least 5 cm of it (a whole-body scan's head is
+        # only ~13 % of its slices); regions merely touched do not count
         hits = [term for term, reg in BODY_PART_EXAMINED
-                if len(self.slices_of(reg)) >= max(3, 0.15 * n)]  # regions merely touched do not count
+                if len(self.slices_of(reg)) >= max(3, min(0.15 * n, 50.0 / max(dz, 1e-3)))]
         if not hits:  # low confidence everywhere: the region with the most slices, if any
             counts = [(len(self.slices_of(reg)), term) for term, reg in BODY_PART_EXAMINED]
             hits = [max(counts)[1]] if max(counts)[0] > 0 else []
