@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 DEMO_DIR ?= build/demo
 APP     ?= range_selector
 
-.PHONY: setup test test-all lint demo demo-study bench clean
+.PHONY: setup test test-all lint demo demo-study bench clean map map-base map-check
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,18 @@ demo-study: setup
 # The main job on the built-in demo study (the app makes the demo study when given no input).
 demo: setup
 	ulimit -s 32768 2>/dev/null; $(VPY) apps/$(APP) -o $(DEMO_DIR)/out
+
+# MAP packaging (README: Packaging as a MAP). `make map APP=<app>`: starts dockerd if needed, makes the base
+# image offline (debootstrap, cached), builds the MAP image, runs it on the demo study and checks the outputs.
+map: setup
+	packaging/build_map.sh $(APP)
+
+map-base:
+	packaging/make_base_image.sh
+
+# The cheap check (no Docker): hadolint, app.yaml and manifest validation, build-context dry run.
+map-check: setup
+	$(VPY) -m pytest -q tests/test_packaging.py
 
 bench: setup
 	for b in benchmarks/*.py; do $(VPY) $$b || exit 1; done
