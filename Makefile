@@ -46,8 +46,11 @@ map-base:
 map-check: setup
 	$(VPY) -m pytest -q tests/test_packaging.py
 
+# Speed benchmarks (minutes). Accuracy evaluations run on their own: benchmarks/tg195.py (TG-195 at full
+# statistics), benchmarks/eval_*.py (model metrics), benchmarks/bench_pacs.py (needs Orthanc and netns).
+BENCHES ?= bench_phantom bench_series_load bench_graynet bench_mc
 bench: setup
-	for b in benchmarks/*.py; do $(VPY) $$b || exit 1; done
+	ulimit -s 32768 2>/dev/null; for b in $(BENCHES); do $(VPY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache
