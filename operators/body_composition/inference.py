@@ -8,13 +8,13 @@ so GroupNorm sees what it saw in training), logits back to the CT grid, argmax. 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from operators.common.bundle import bundle_name_version, load_torchscript_bundle
 from operators.common.errors import ModelError
 from operators.common.volume import CTVolume
 
@@ -29,21 +29,12 @@ class BodyCompositionModel:
 
     @property
     def name_version(self) -> tuple[str, str]:
-        return str(self.metadata.get("name", "body_composition")), str(self.metadata.get("version", "0"))
+        return bundle_name_version(self.metadata, "body_composition")
 
     @classmethod
     def from_bundle(cls, bundle_dir: str | Path) -> BodyCompositionModel:
-        bundle_dir = Path(bundle_dir)
-        ts, meta = bundle_dir / "models" / "model.ts", bundle_dir / "configs" / "metadata.json"
-        if not ts.is_file() or not meta.is_file():
-            raise ModelError(f"The body-composition model bundle is incomplete in {bundle_dir} "
-                             "(needs models/model.ts and configs/metadata.json).")
-        try:
-            module = torch.jit.load(str(ts), map_location="cpu").eval()
-            metadata = json.loads(meta.read_text())
-        except Exception as exc:  # noqa: BLE001 - any load failure is a model error for the user
-            raise ModelError(f"The body-composition model in {bundle_dir} could not be loaded: {exc}") from exc
-        return cls(module, metadata, bundle_dir)
+        module, metadata = load_torchscript_bundle(bundle_dir, "body-composition")
+        return cls(module, metadata, Path(bundle_dir))
 
     def logits_model_grid(self, x: np.ndarray, overlap_z: float = 0.5, sw_batch: int = 4) -> np.ndarray:
         """(Z, Y, X) HU on the model grid -> (8, Z, Y, X) logits."""

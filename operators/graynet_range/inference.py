@@ -7,7 +7,6 @@ per series. Pure torch / numpy, no holoscan import.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from operators.common.bundle import bundle_name_version, load_torchscript_bundle
 from operators.common.errors import ModelError
 from operators.common.volume import CTVolume
 
@@ -68,20 +68,12 @@ class GrayNetModel:
 
     @property
     def name_version(self) -> tuple[str, str]:
-        return str(self.metadata.get("name", "graynet")), str(self.metadata.get("version", "0"))
+        return bundle_name_version(self.metadata, "graynet")
 
     @classmethod
     def from_bundle(cls, bundle_dir: str | Path) -> GrayNetModel:
-        bundle_dir = Path(bundle_dir)
-        ts, md = bundle_dir / "models" / "model.ts", bundle_dir / "configs" / "metadata.json"
-        if not ts.is_file() or not md.is_file():
-            raise ModelError(f"GrayNet model bundle incomplete in {bundle_dir} (needs models/model.ts and "
-                             "configs/metadata.json).")
-        try:
-            module = torch.jit.load(str(ts), map_location="cpu").eval()
-        except Exception as exc:  # noqa: BLE001 - any load failure is a model problem
-            raise ModelError(f"GrayNet model {ts} could not be loaded: {exc}") from exc
-        return cls(module, json.loads(md.read_text()), bundle_dir)
+        module, metadata = load_torchscript_bundle(bundle_dir, "GrayNet")
+        return cls(module, metadata, Path(bundle_dir))
 
     def predict_slices(self, x: np.ndarray, batch: int = 200) -> np.ndarray:
         out = []

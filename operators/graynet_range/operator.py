@@ -8,12 +8,13 @@ The science lives in inference.py, range_selector.py and figure.py.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
 
+from operators.common.bundle import bundle_name_version, read_bundle_metadata
+from operators.common.errors import ModelError
 from operators.common.provenance import provenance
 
 from .figure import render_range
@@ -53,10 +54,9 @@ class GrayNetRangeOperator(Operator):
     def model_versions(self) -> dict[str, str]:
         """{bundle name: version} from the bundle metadata (empty if unreadable: compute() then says why)."""
         try:
-            md = json.loads((self.bundle_dir / "configs" / "metadata.json").read_text())
-        except (OSError, ValueError):
+            return dict([bundle_name_version(read_bundle_metadata(self.bundle_dir), "graynet")])
+        except ModelError:
             return {}
-        return {str(md.get("name", "graynet")): str(md.get("version", "0"))}
 
     def setup(self, spec: OperatorSpec):
         spec.input("ct_volume")
