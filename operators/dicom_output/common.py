@@ -149,6 +149,25 @@ class OutputIdentity:
         ds.DeviceSerialNumber = DEVICE_SERIAL_NUMBER
         ds.SoftwareVersions = self.software_versions
 
+    def new_dataset(self, sop_class_uid: str, modality: str, source: Dataset) -> tuple[Dataset, str, str]:
+        """A new instance of this series: SOP Common, patient and study copied from ``source``, General
+        Series (modality, UID, number, date/time, description) and General Equipment filled in.
+        Returns the dataset and the creation (date, time) for the modules that follow."""
+        date, time = now()
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.SOPClassUID = sop_class_uid
+        ds.SOPInstanceUID = self.sop_instance_uid
+        ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+        copy_patient_study(source, ds)
+        ds.Modality = modality
+        ds.SeriesInstanceUID = self.series_instance_uid
+        ds.SeriesNumber = int(self.series_number)
+        ds.SeriesDate, ds.SeriesTime = date, time
+        ds.SeriesDescription = self.series_description
+        self.apply_equipment(ds)
+        return ds, date, time
+
 
 # --- source series -----------------------------------------------------------------------------------
 

@@ -33,8 +33,6 @@ from .common import (
     SourceSeries,
     WrittenObject,
     as_source,
-    copy_patient_study,
-    now,
     save_dataset,
 )
 
@@ -90,22 +88,9 @@ def build_encapsulated_pdf(pdf: bytes, source: SourceSeries | CTVolume, *, title
     src = as_source(source)
     ref = src.first
     ident = OutputIdentity(description, series_number, dict(model_versions or {}))
-    date, time = now()
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = EncapsulatedPDFStorage
-    ds.SOPInstanceUID = ident.sop_instance_uid
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    copy_patient_study(ref, ds)
-    # Encapsulated Document Series
-    ds.Modality = "DOC"
-    ds.SeriesInstanceUID = ident.series_instance_uid
-    ds.SeriesNumber = int(series_number)
-    ds.SeriesDate, ds.SeriesTime = date, time
-    ds.SeriesDescription = ident.series_description
-    # General Equipment + SC Equipment
-    ident.apply_equipment(ds)
-    ds.ConversionType = "WSD"
+    # SOP Common, Patient, Study, Encapsulated Document Series, General Equipment
+    ds, date, time = ident.new_dataset(EncapsulatedPDFStorage, "DOC", ref)
+    ds.ConversionType = "WSD"  # SC Equipment
     # Encapsulated Document
     ds.InstanceNumber = 1
     ds.ContentDate, ds.ContentTime = date, time

@@ -37,8 +37,6 @@ from .common import (
     SourceSeries,
     WrittenObject,
     as_source,
-    copy_patient_study,
-    now,
     save_dataset,
 )
 
@@ -119,26 +117,13 @@ def build_rt_dose(dose_gy: np.ndarray, dose_affine_lps: np.ndarray, source: Sour
     stored = np.clip(np.rint(dose / scaling), 0, 2**bits - 1).astype("<u2" if bits == 16 else "<u4")
 
     ident = OutputIdentity(description, series_number, dict(model_versions or {}))
-    ds = Dataset()
     ref = src.first
-    date, time = now()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = RTDoseStorage
-    ds.SOPInstanceUID = ident.sop_instance_uid
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    copy_patient_study(ref, ds)
-    # RT Series
-    ds.Modality = "RTDOSE"
-    ds.SeriesInstanceUID = ident.series_instance_uid
-    ds.SeriesNumber = int(series_number)
-    ds.SeriesDate, ds.SeriesTime = date, time
-    ds.SeriesDescription = ident.series_description
+    # SOP Common, Patient, Study, RT Series, General Equipment
+    ds, date, time = ident.new_dataset(RTDoseStorage, "RTDOSE", ref)
     ds.OperatorsName = ""
     # Frame of Reference
     ds.FrameOfReferenceUID = src.frame_of_reference_uid
     ds.PositionReferenceIndicator = ref.get("PositionReferenceIndicator", "")
-    # General Equipment
-    ident.apply_equipment(ds)
     # General Image
     ds.InstanceNumber = 1
     ds.ContentDate, ds.ContentTime = date, time
