@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from operators.common.labels import BODY_COMPOSITION, Code
+from operators.common.labels import BODY_COMPOSITION, PRIVATE_SCHEME, Code
 from operators.dicom_output import codes as C
 from operators.dicom_output.sr import Evaluation, MeasurementGroup, Quantity
 
 from .metrics import BodyCompositionResult
 
-P = "99CORPUSCT"
+P = PRIVATE_SCHEME
 SMI = Code("10001", "Skeletal muscle index", P)
 BFI = Code("10002", "Body fat index", P)
 WAIST_AVG = Code("10003", "Average over the waist (lowest rib to iliac crest)", P)

@@ -32,7 +32,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from operators.common.labels import ORGANS, Code, Label
+from operators.common.labels import ORGANS, PRIVATE_SCHEME, Code, Label
 from operators.common.provenance import code_version
 from operators.common.volume import CTVolume
 
@@ -144,7 +144,7 @@ def _group(g: MeasurementGroup, algo, hd):
     return group
 
 
-PRIVATE_SCHEMES = {"99CORPUSCT": "CorpusCT private codes (body parts, scan range, derived indices)"}
+PRIVATE_SCHEMES = {PRIVATE_SCHEME: "CorpusCT private codes (body parts, scan range, derived indices)"}
 
 
 def _codes_of(g: MeasurementGroup) -> list[Code]:
