@@ -25,11 +25,14 @@ class CorpusCTApp(Application):
         self.models_dir = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
         super().__init__()
 
-    def compose_intake(self) -> tuple[CTSeriesSelectorOperator, SeriesToVolumeOperator]:
-        loader = CTStudyLoaderOperator(self, CountCondition(self, 1), input_folder=self.input_dir,
-                                       name="study_loader")
-        selector = CTSeriesSelectorOperator(self, rules_json=self.rules, name="series_selector")
-        to_volume = SeriesToVolumeOperator(self, name="series_to_volume")
+    def compose_intake(self, make=None) -> tuple[CTSeriesSelectorOperator, SeriesToVolumeOperator]:
+        """``make(cls, *args, **kwargs)`` constructs each operator (default: ``cls(self, ...)``); the whole-body app
+        passes its timing constructor so that every intake operator is timed on its own."""
+        make = make or (lambda cls, *a, **k: cls(self, *a, **k))
+        loader = make(CTStudyLoaderOperator, CountCondition(self, 1), input_folder=self.input_dir,
+                      name="study_loader")
+        selector = make(CTSeriesSelectorOperator, rules_json=self.rules, name="series_selector")
+        to_volume = make(SeriesToVolumeOperator, name="series_to_volume")
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
         self.add_flow(selector, to_volume, {("study_selected_series_list", "study_selected_series_list")})
         return selector, to_volume

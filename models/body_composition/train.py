@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from models.body_composition import data as bdata
 from models.body_composition.network import N_CLASSES, BodyCompNet
 from operators.body_composition.preprocess import AIR_HU
+from operators.common.progress import Progress
 
 PATCH = (8, 128, 128)
 
@@ -98,6 +100,9 @@ def main():
     budget = a.minutes * 60.0
     t0 = time.time()
     log, step, run = [], 0, None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    prog = Progress(a.steps or None, "body-composition training", unit="steps",
+                    budget_s=None if a.steps else budget, every_s=60)
     while (step < a.steps) if a.steps else (time.time() - t0 < budget):
         frac = step / a.steps if a.steps else (time.time() - t0) / budget
         for g in opt.param_groups:
@@ -108,6 +113,7 @@ def main():
         loss.backward()
         opt.step()
         step += 1
+        prog.update()
         run = float(loss.detach()) if run is None else 0.95 * run + 0.05 * float(loss.detach())
         if step % 25 == 0:
             log.append({"step": step, "s": round(time.time() - t0, 1), "loss": round(run, 4)})

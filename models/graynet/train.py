@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from models.graynet import data as gdata
 from models.graynet.network import AGE_SCALE, WEIGHT_SCALE, Z_SCALE, GrayNet
+from operators.common.progress import Progress
 
 LOSS_W = {"parts": 1.0, "sex": 0.3, "age": 0.3, "weight": 0.3, "ref_z": 3.0}
 
@@ -92,6 +94,8 @@ def main(argv=None):
     g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
     history = []
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    prog = Progress(a.epochs, "GrayNet training", unit="epochs", budget_s=budget, every_s=0)
     for ep in range(a.epochs):
         model.train()
         perm = torch.from_numpy(rng.permutation(tr))
@@ -121,6 +125,7 @@ def main(argv=None):
                "val_ref_z_mae_mm": round(float(vl["ref_z"]) * Z_SCALE, 1)}
         history.append(rec)
         print(json.dumps(rec), flush=True)
+        prog.update()
         if (time.time() - t0) > a.minutes * 60:
             print("time limit reached", flush=True)
             break

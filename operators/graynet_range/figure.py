@@ -17,7 +17,7 @@ REGION_COLOURS = {"head": "#4aa3ff", "neck": "#9c6ade", "chest": "#ff7f50", "abd
                   "pelvis": "#f1c40f", "legs": "#95a5a6"}
 
 
-def _silhouette(ax, lm: dict[str, float], height: float):
+def silhouette(ax, lm: dict[str, float], height: float):
     """A simple front view of the reference body from its landmarks (mm)."""
     from matplotlib.patches import Ellipse, Polygon, Rectangle
 
@@ -71,7 +71,7 @@ def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str =
     # reference body diagram
     lm = reference_landmarks(sr.phantom)
     h = table()["phantoms"][sr.phantom]["height_cm"] * 10
-    _silhouette(a2, lm, h)
+    silhouette(a2, lm, h)
     lo, hi = sr.start_cm * 10, sr.end_cm * 10
     u = sr.uncertainty_cm * 10
     a2.axhspan(lo - u, hi + u, color="#ff5050", alpha=0.15, lw=0)

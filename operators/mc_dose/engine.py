@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -9,7 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from operators.common.progress import Progress
+
 from . import physics as ph
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -196,7 +201,15 @@ def run_cpu(geom: VoxelGeometry, source: Source, n_histories: int, n_batches: in
     init_xoroshiro128p_states_cpu(states, np.uint64(seed), np.uint64(0))
     tally = np.zeros((n_batches, geom.n_bins + 4))
     t = time.perf_counter()
-    cpu_run(n_per, states, *args, tally)
+    # batches in chunks of one per thread (each batch owns its stream and tally row, so the result is the
+    # same as one call) to log progress and time remaining between chunks
+    import numba
+
+    chunk = max(1, numba.get_num_threads())
+    with Progress(n_batches, "Monte Carlo (CPU)", unit="batches", log=log) as prog:
+        for b0 in range(0, n_batches, chunk):
+            cpu_run(n_per, states[b0:b0 + chunk], *args, tally[b0:b0 + chunk])
+            prog.update(min(chunk, n_batches - b0))
     return _summarise(tally, n_per, time.perf_counter() - t, "cpu", geom.n_bins)
 
 

@@ -1,0 +1,129 @@
+"""Whole-body app: one graph from the study folder to every result CorpusCT makes, and one human-readable report.
+
+    intake (loader -> series selector -> series to volume)
+      -> GrayNet range (body parts, age / sex / weight estimates, ICRP-110 scan range; gates the rest)
+      -> body composition (waist and L3 metrics; a scan without the waist gives status "not_evaluable" with the
+         reason, the report says "not in field of view" and everything else still runs)
+      -> writers: range SR, body-composition SEG + SR (referencing the SEG)
+      -> report (report.html, report.pdf) -> DICOM Encapsulated PDF (report_pdf.dcm, references the source series)
+      -> results.json (every section, report summary, outputs, per-operator times) + selection_report.json
+      -> optional PACS sender (off unless app.yaml configuration.pacs.host or $CORPUSCT_PACS_HOST is set)
+
+The report and results.json take whichever sections are wired into ``compose()``'s three tables
+(``sections``, ``images``, ``written``); a section that is not wired says "not run". Every operator is
+wrapped by ``timed()`` so results.json and the report's provenance carry each compute's wall time
+(``app.timings`` holds all of them after ``run()``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from apps.base import CorpusCTApp
+from operators.body_composition.operator import BodyCompositionOperator
+from operators.dicom_output.operator import PDFWriterOperator, SegWriterOperator, SRWriterOperator
+from operators.graynet_range.operator import GrayNetRangeOperator
+from operators.pacs_sender.operator import PacsSenderOperator
+from operators.pacs_sender.sender import PacsDestination
+from operators.report.operator import ReportOperator
+from operators.report.timing import OperatorTimings, timed
+from operators.results_writer.operator import JSONResultsWriterOperator
+
+APP_NAME = "whole_body"
+APP_YAML = Path(__file__).resolve().parent / "app.yaml"
+
+
+def app_configuration(path: str | Path | None = None) -> dict:
+    """The ``configuration`` mapping of the app's app.yaml ($HOLOSCAN_CONFIG_PATH in a MAP, else the one
+    beside this file); empty when there is none."""
+    p = Path(path or os.environ.get("HOLOSCAN_CONFIG_PATH") or APP_YAML)
+    if not p.is_file():
+        return {}
+    return dict((yaml.safe_load(p.read_text()) or {}).get("configuration") or {})
+
+
+def pacs_destination(config: dict) -> PacsDestination | None:
+    """The PACS to send to: app.yaml ``configuration.pacs`` completed from $CORPUSCT_PACS_*; None when no host
+    is configured anywhere (the default: nothing is sent, the results stay in the output folder)."""
+    return PacsDestination.from_config(dict(config.get("pacs") or {}))
+
+
+class WholeBodyApp(CorpusCTApp):
+    def __init__(self, *args, config: dict | None = None, **kwargs):
+        self.timings = OperatorTimings()
+        self.config = app_configuration() if config is None else dict(config)
+        super().__init__(*args, **kwargs)
+
+    def op(self, cls, *args, **kwargs):
+        """Construct operator ``cls`` with its compute timed into ``self.timings``."""
+        return timed(cls, self.timings)(self, *args, **kwargs)
+
+    def compose(self):
+        out, md = self.output_dir, self.models_dir
+        selector, to_volume = self.compose_intake(make=self.op)
+        graynet = self.op(GrayNetRangeOperator, models_dir=md, app_name=APP_NAME, name="graynet_range")
+        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
+        range_sr = self.op(SRWriterOperator, output_folder=out, filename="range_sr.dcm",
+                           description="CorpusCT GrayNet body parts and scan range",
+                           algorithm_name="CorpusCT GrayNet range selector", model_versions=graynet.model_versions(),
+                           name="range_sr_writer")
+        self.add_flow(to_volume, range_sr, {("ct_volume", "ct_volume")})
+        self.add_flow(graynet, range_sr, {("measurement_groups", "measurement_groups")})
+
+        bodycomp = self.op(BodyCompositionOperator, models_dir=md, output_folder=out, app_name=APP_NAME,
+                           name="body_composition")
+        self.add_flow(graynet, bodycomp, {("scan_range", "scan_range")})
+        bc_seg = self.op(SegWriterOperator, output_folder=out, label_table="body_composition",
+                         algorithm_name="CorpusCT body composition 3D U-Net", name="body_composition_seg_writer")
+        bc_sr = self.op(SRWriterOperator, output_folder=out, filename="body_composition_sr.dcm", reference_seg=True,
+                        algorithm_name="CorpusCT body composition", description="CorpusCT body composition",
+                        name="body_composition_sr_writer")
+        self.add_flow(bodycomp, bc_seg, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
+        self.add_flow(bodycomp, bc_sr, {("ct_volume", "ct_volume"), ("measurement_groups", "measurement_groups")})
+        self.add_flow(bc_seg, bc_sr, {("seg", "seg")})
+
+        # What the report and results.json take: {report port: (operator, its output port)}.
+        sections = {"range": (graynet, "results"), "body_composition": (bodycomp, "results")}
+        images = {"body_composition_labels": (bodycomp, "label_map")}
+        written = {"range_sr": (range_sr, "dicom_files"), "body_composition_seg": (bc_seg, "dicom_files"),
+                   "body_composition_sr": (bc_sr, "dicom_files")}
+
+        # ---- EXTENSION POINT (lead): organ segmentation, anchor post-process, radiomics dose, Monte Carlo -------
+        # Add each operator here with self.op(...) and register its outputs in the three tables above, e.g.
+        #   organs = self.op(OrganSegmentationOperator, ...); self.add_flow(graynet, organs, {("scan_range", ...)})
+        #   anchor = self.op(AnchorPostprocessOperator, ...); self.add_flow(organs, anchor, {...})
+        #   sections["organs"] = (anchor, "results")            # {"organs": {name: {volume_ml, mean_hu, status}}}
+        #   images["organ_labels"] = (anchor, "label_map")      # organ label map on the CT grid
+        #   written["organs_seg"] = (organ_seg_writer, "dicom_files")
+        #   sections["organ_dose"] = (dose, "results")          # {"organ_doses_mgy": ..., "ctdivol_mgy", ...}
+        #   Monte Carlo (optional): its organ doses go into the same "organ_dose" results (method
+        #   "monte_carlo"); its RT Dose writer into ``written``.
+        # The report shows a section as soon as its results arrive; unwired sections say "not run".
+        # ----------------------------------------------------------------------------------------------------------
+
+        report = self.op(ReportOperator, output_folder=out, sections=tuple(sections), images=tuple(images),
+                         written=tuple(written), timings=self.timings, app_name=APP_NAME, name="report",
+                         extra_files=("results.json", "selection_report.json", "body_composition.png"))
+        self.add_flow(to_volume, report, {("ct_volume", "ct_volume")})
+        for port, (src, src_port) in {**sections, **images, **written}.items():
+            self.add_flow(src, report, {(src_port, port)})
+        pdf_writer = self.op(PDFWriterOperator, output_folder=out, filename="report_pdf.dcm",
+                             title="CorpusCT whole-body CT report", description="CorpusCT whole-body report",
+                             model_versions=graynet.model_versions(), name="report_pdf_writer")
+        self.add_flow(to_volume, pdf_writer, {("ct_volume", "ct_volume")})
+        self.add_flow(report, pdf_writer, {("pdf_bytes", "pdf_bytes")})
+        writer = self.op(JSONResultsWriterOperator, output_folder=out,
+                         files={"selection_report": "selection_report.json", "results": "results.json"},
+                         name="results_writer")
+        self.add_flow(selector, writer, {("selection_report", "selection_report")})
+        self.add_flow(report, writer, {("results", "results")})
+
+        destination = pacs_destination(self.config)
+        if destination is not None:
+            dicom = {**written, "report_pdf": (pdf_writer, "dicom_files")}
+            sender = self.op(PacsSenderOperator, input_names=tuple(dicom), destination=destination, name="pacs_sender")
+            for port, (src, src_port) in dicom.items():
+                self.add_flow(src, sender, {(src_port, port)})

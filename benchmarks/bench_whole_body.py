@@ -1,0 +1,94 @@
+"""Whole-body app speed and memory on a real-size study: wall time, peak memory and time per operator.
+
+    python benchmarks/bench_whole_body.py [--matrix 512] [--slices 300] [--threads 2] [--work build/bench_whole_body]
+
+Input: the procedural whole-body phantom written as a DICOM study (models.phantoms write_demo_study: localizer,
+axial series, coronal reformat) at ``--matrix`` x ``--matrix`` with the slice spacing chosen so that the axial
+series has about ``--slices`` slices (vertex to soles). It is generated once into ``--work`` and reused.
+
+The app runs as a MAP runs it (``python apps/whole_body -i DICOM -o OUT``) in a child process with
+OMP/torch/numba threads = ``--threads``. Printed: the child's wall time and peak RSS (getrusage of the child),
+the app's own run time (from its log, without the Python start-up) and each operator's compute time from
+results.json ``timing_s`` (apps/whole_body times every operator's compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WHOLE_BODY_MM = 1780.0  # z coverage of the procedural phantom's "whole" region for the default adult
+
+
+def make_study(work: Path, matrix: int, slices: int) -> Path:
+    from models.phantoms import PhantomParams, generate_phantom, write_demo_study
+
+    dicom = work / "study" / "dicom"
+    tag = work / "study" / f"params_{matrix}_{slices}.txt"
+    if tag.is_file() and dicom.is_dir():
+        return dicom
+    shutil.rmtree(work / "study", ignore_errors=True)
+    spacing = round(WHOLE_BODY_MM / slices, 2)
+    t = time.monotonic()
+    ph = generate_phantom(PhantomParams(seed=11, sex="M", age_years=50.0, bmi=26.0, region="whole", matrix=matrix,
+                                        slice_thickness_mm=spacing))
+    write_demo_study(ph, work / "study")
+    tag.write_text(f"shape {ph.ct.shape} spacing {ph.ct.spacing_mm}\n")
+    print(f"study generated in {time.monotonic() - t:.0f} s: axial {ph.ct.shape} (z, y, x), spacing "
+          f"{tuple(round(s, 2) for s in ph.ct.spacing_mm)} mm", flush=True)
+    return dicom
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--matrix", type=int, default=512)
+    ap.add_argument("--slices", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench_whole_body")
+    a = ap.parse_args(argv)
+    a.work.mkdir(parents=True, exist_ok=True)
+    dicom = make_study(a.work, a.matrix, a.slices)
+    print((dicom.parent / f"params_{a.matrix}_{a.slices}.txt").read_text().strip(), flush=True)
+    out = a.work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
+               NUMBA_NUM_THREADS=str(a.threads))
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, str(ROOT / "apps" / "whole_body"), "-i", str(dicom), "-o", str(out)],
+                       capture_output=True, text=True, env=env)
+    wall = time.monotonic() - t
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2  # KiB -> GiB (largest child)
+    (a.work / "app.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        print(f"app failed (exit {r.returncode}); log in {a.work / 'app.log'}\n{r.stderr[-3000:]}")
+        return 1
+    m = re.search(r"Finished in ([\d.]+) s", r.stderr)
+    app_s = float(m.group(1)) if m else float("nan")
+    res = json.loads((out / "results.json").read_text())
+    timing = res["timing_s"]
+    print(f"whole_body on {a.matrix}x{a.matrix}x~{a.slices}, {a.threads} thread(s), {os.cpu_count()} CPUs:")
+    print(f"  wall {wall:.1f} s (process, with Python start-up); app run {app_s:.1f} s; peak RSS {peak_gib:.2f} GiB")
+    print("  per operator (compute wall time, s):")
+    for name, sec in sorted(timing.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<58s} {sec:8.2f}")
+    rest = app_s - sum(timing.values())
+    print(f"    {'graph start/stop and operators after results.json':<58s} {rest:8.2f}")
+    print(f"  sections: {res['sections']}")
+    print(f"  targets (issue #9): < 120 s wall -> {'met' if wall < 120 else 'NOT met'}; "
+          f"< 8 GB peak -> {'met' if peak_gib * 1.073741824 < 8 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
