@@ -63,3 +63,27 @@ def test_interval_unknown_when_landmark_missing():
     del lm["carina"]
     assert L.body_part_interval_mm(L.BODY_PART_BY_NAME["upper_thorax"], lm) is None
     assert L.body_part_interval_mm(L.BODY_PART_BY_NAME["brain"], lm) == (lm["skull_base"], lm["vertex"])
+
+
+def test_extra_organs_continue_the_id_space():
+    assert [o.id for o in L.ORGANS_EXTRA] == [24, 25, 26, 27]
+    assert [o.name for o in L.ORGANS_EXTRA] == ["lenses", "optic_nerves", "pituitary_gland", "trachea"]
+    assert L.ALL_ORGANS == L.ORGANS + L.ORGANS_EXTRA
+    assert len({o.name for o in L.ALL_ORGANS}) == len(L.ALL_ORGANS) == 27
+    assert set(L.ORGAN_BY_NAME) == {o.name for o in L.ALL_ORGANS}
+    assert {o.code.value for o in L.ORGANS_EXTRA} == {"78076003", "18234004", "56329008", "44567001"}
+    for lab in L.ORGANS_EXTRA:
+        assert lab.code.scheme == "SCT" and lab.code.value.isdigit() and all(0 <= c <= 255 for c in lab.rgb)
+
+
+def test_organ_mask_takes_the_union_for_container_organs():
+    import numpy as np
+
+    eyes, lenses, liver = (L.ORGAN_BY_NAME[n].id for n in ("eyes", "lenses", "liver"))
+    lab = np.array([[0, eyes, lenses], [liver, eyes, 0]], np.uint8)
+    np.testing.assert_array_equal(L.organ_mask(lab, "eyes"), [[False, True, True], [False, True, False]])
+    np.testing.assert_array_equal(L.organ_mask(lab, "lenses"), lab == lenses)  # the contained organ alone
+    np.testing.assert_array_equal(L.organ_mask(lab, "liver"), lab == liver)
+    assert L.organ_ids("eyes") == (eyes, lenses)
+    with pytest.raises(KeyError, match="unknown organ"):
+        L.organ_mask(lab, "appendix")

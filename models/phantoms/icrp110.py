@@ -12,7 +12,10 @@ and are never copied into this repository. This module turns them into CT-like H
   organ texture, anisotropic scaling (size / build), smooth in-plane deformation, slice profile and in-plane
   blur, kernel-like correlated noise, a scanner HU offset, field of view and table;
 * landmarks (``landmarks_mm``): z of every ``labels.LANDMARKS`` name derived from the organ maps, so
-  body-part labels follow from ``labels.body_parts_per_slice``.
+  body-part labels follow from ``labels.body_parts_per_slice``;
+* organ labels (``organ_labels``): ``labels.ALL_ORGANS`` ids on the native phantom grid from the ICRP organ
+  ids (``ORGAN_MAP``, documented there) plus two derived structures (femoral heads, optic nerves);
+  ``synthesize_ct`` resamples them onto the scan grid through the same coordinates as the HU.
 
 Coordinates: the NIfTI files are LPS-coded; ``volume.load_nifti`` gives (z, y, x) arrays with an LPS affine
 whose origin is the first voxel: columns run right -> left, rows anterior -> posterior, slices feet -> head,
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from operators.common.labels import LANDMARKS, body_parts_per_slice
+from operators.common.labels import LANDMARKS, ORGAN_BY_NAME, body_parts_per_slice
 from operators.common.paths import shared_data_dir
 from operators.common.volume import CTMetadata, CTVolume, axial_affine, load_nifti
 
@@ -226,6 +229,125 @@ def arms_present_per_slice(phantom: str, data_dir: str | None = None) -> np.ndar
     return np.isin(ids, IDS["arms"]).sum(axis=(1, 2)) >= 4
 
 
+# --- organ labels ---------------------------------------------------------------------------------------
+
+_BONE_IDS = tuple(range(13, 57)) + (128,)
+# ICRP-110 organ id(s) -> ALL_ORGANS name (identical numbering in AM and AF). Choices:
+# * bones: every skeletal id, cortical + spongiosa + medullary cavity (13-56), and the teeth (128, mineralised
+#   and bone-dense on CT, so a bone-window model cannot tell them apart); cartilage (57-60) is not bone (about
+#   100 HU) and is left out. The femoral heads are carved out of "Femora, upper half" (``_femoral_heads``) and
+#   carry their own label.
+# * hollow organs include their contents: heart = wall + blood; stomach, small intestine, colon (ascending,
+#   transverse right/left, descending, sigmoid), gallbladder, urinary bladder = wall + contents; rectum = wall
+#   (ICRP-110 has no rectal contents id).
+# * kidneys = cortex + medulla + pelvis of both; lungs = tissue + blood of both (the ICRP lungs exclude the
+#   bronchi, id 8, which stay unlabelled); eyes = eye bulbs, lenses = eye lenses (``eyes`` contains ``lenses``:
+#   ``labels.organ_mask``); adrenals = left + right.
+# * trachea = id 7 (the bronchi, id 8, are not trachea); pituitary gland = 114.
+# Absent: aorta and inferior vena cava (ICRP-110 has one "Blood vessels, trunk" id in which the two touch each
+# other and the iliac / renal / mediastinal vessels on many slices: no credible split was found, so both stay
+# unlabelled rather than wrong); gi_tract (in CorpusCT the duodenum, see ``anatomy.py``; ICRP-110 has none).
+# Derived: optic nerves, a geometric model (``_optic_nerves``).
+ORGAN_MAP: dict[str, tuple[int, ...]] = {
+    "liver": (95,), "heart": (87, 88), "pancreas": (113,), "bones": _BONE_IDS,
+    "kidneys": (89, 90, 91, 92, 93, 94), "spleen": (127,), "urinary_bladder": (137, 138), "esophagus": (110,),
+    "lungs": (96, 97, 98, 99), "spinal_cord": (126,), "gallbladder": (70, 71), "adrenal_glands": (1, 2),
+    "colon": tuple(range(76, 86)), "rectum": (86,), "small_intestine": (74, 75), "stomach": (72, 73),
+    "thymus": (131,), "eyes": (67, 69), "brain": (61,), "lenses": (66, 68), "pituitary_gland": (114,),
+    "trachea": (7,),
+}
+FEMORAL_HEAD_RADIUS_MM = {"AM": 24.0, "AF": 21.5}  # ICRP 89-like adult femoral head radii (diameter 48 / 43 mm)
+OPTIC_NERVE_RADIUS_MM = 2.0
+
+
+def organ_id_lut() -> np.ndarray:
+    """ICRP-110 organ id -> ALL_ORGANS id (0 = no organ label), before the derived structures."""
+    lut = np.zeros(256, np.uint8)
+    for name, group in ORGAN_MAP.items():
+        lut[list(group)] = ORGAN_BY_NAME[name].id
+    return lut
+
+
+def _femoral_heads(ids: np.ndarray, aff: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Mask of the two femoral heads: the part of "Femora, upper half" (28-30) within a sphere of
+    ``radius_mm`` about each head centre. Centre: start at the top of each femur (per side of the body
+    midline), radius_mm below it, above the centroid of the femur's top 15 mm; then three times moved to the
+    centroid of the femur voxels within the sphere (the head is round, the neck and trochanter lie lateral
+    and below, so the centroid stays in the head)."""
+    dz, dy, dx = float(aff[2, 2]), float(aff[1, 1]), float(aff[0, 0])
+    fem = np.isin(ids, (28, 29, 30))
+    out = np.zeros(ids.shape, bool)
+    k, j, i = np.nonzero(fem)
+    pts = np.stack([k * dz, j * dy, i * dx], axis=1)
+    xmid = 0.5 * (i.min() + i.max()) * dx
+    for side in (pts[:, 2] < xmid, pts[:, 2] >= xmid):
+        p = pts[side]
+        top = p[:, 0].max()
+        c = np.r_[top - radius_mm, p[p[:, 0] >= top - 15.0, 1:].mean(axis=0)]
+        for _ in range(3):
+            inside = ((p - c) ** 2).sum(axis=1) <= radius_mm ** 2
+            c = p[inside].mean(axis=0)
+            c[0] = min(c[0], top - 0.8 * radius_mm)
+        sel = p[((p - c) ** 2).sum(axis=1) <= radius_mm ** 2]
+        out[np.round(sel[:, 0] / dz).astype(int), np.round(sel[:, 1] / dy).astype(int),
+            np.round(sel[:, 2] / dx).astype(int)] = True
+    return out
+
+
+def _optic_nerves(ids: np.ndarray, aff: np.ndarray, radius_mm: float = OPTIC_NERVE_RADIUS_MM) -> np.ndarray:
+    """Geometric model of the optic nerves (ICRP-110 has none): per eye, a straight tube of ``radius_mm``
+    (about 4 mm diameter) from the posterior pole of the eye bulb (its centroid moved posteriorly by the
+    bulb's AP half-depth) to the optic chiasm, placed 10 mm above the pituitary gland's centroid and 5 mm to
+    that eye's side. A voxel belongs to the tube when its slab (its full slice thickness) comes within
+    ``radius_mm`` of the axis, so that the nearly horizontal nerve is continuous on 5-8 mm slices. Only
+    voxels without another organ label and not bone are labelled (orbital fat and muscle, not the optic canal's
+    bone or the brain)."""
+    dz, dy, dx = float(aff[2, 2]), float(aff[1, 1]), float(aff[0, 0])
+    out = np.zeros(ids.shape, bool)
+    pit = np.argwhere(ids == 114)
+    if not len(pit):
+        return out
+    pit_c = pit.mean(axis=0) * (dz, dy, dx)
+    for bulb in (67, 69):
+        e = np.argwhere(ids == bulb) * (dz, dy, dx)
+        if not len(e):
+            continue
+        ec = e.mean(axis=0)
+        a = np.array([ec[0], e[:, 1].max(), ec[2]])  # posterior pole (rows run anterior -> posterior)
+        b = pit_c + (10.0, 0.0, 5.0 * np.sign(ec[2] - pit_c[2]))
+        lo = np.floor((np.minimum(a, b) - radius_mm - (dz, dy, dx)) / (dz, dy, dx)).astype(int)
+        hi = np.ceil((np.maximum(a, b) + radius_mm + (dz, dy, dx)) / (dz, dy, dx)).astype(int) + 1
+        lo = np.maximum(lo, 0)
+        hi = np.minimum(hi, ids.shape)
+        kk, jj, ii = np.meshgrid(*[np.arange(lo[d], hi[d]) for d in range(3)], indexing="ij")
+        q = np.stack([kk * dz, jj * dy, ii * dx], axis=-1)
+        ab = b - a
+        t = np.clip(((q - a) @ ab) / float(ab @ ab), 0.0, 1.0)
+        d = q - (a + t[..., None] * ab)
+        d[..., 0] = np.maximum(np.abs(d[..., 0]) - dz / 2.0, 0.0)  # slab: any point of the slice thickness
+        tube = (d ** 2).sum(axis=-1) <= radius_mm ** 2
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= tube
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def organ_labels(phantom: str, data_dir: str | None = None) -> np.ndarray:
+    """ALL_ORGANS ids (uint8, (z, y, x)) on the native grid of AM or AF (cached; treat as read-only).
+
+    ``ORGAN_MAP`` maps the ICRP organ ids; the femoral heads (``_femoral_heads``, radius
+    ``FEMORAL_HEAD_RADIUS_MM``) are carved out of the upper femora (their voxels are labelled femoral_heads,
+    not bones) and the optic nerves are the geometric model of ``_optic_nerves``. Aorta, inferior vena cava and
+    gi_tract are absent (see ``ORGAN_MAP``)."""
+    ph = _check(phantom)
+    ids, aff = load_organ_ids(ph, data_dir)
+    lab = organ_id_lut()[ids]
+    lab[_femoral_heads(ids, aff, FEMORAL_HEAD_RADIUS_MM[ph])] = ORGAN_BY_NAME["femoral_heads"].id
+    nerve = _optic_nerves(ids, aff) & (lab == 0)
+    lab[nerve] = ORGAN_BY_NAME["optic_nerves"].id
+    lab.flags.writeable = False
+    return lab
+
+
 # --- CT synthesis ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -253,6 +375,7 @@ class SynthesisParams:
     noise_hu: float = 12.0
     table: bool = True
     energy_kev: float = EFFECTIVE_ENERGY_KEV
+    calibrate_hu: bool = False  # shift organ groups to ct-realism.md means (``REALISM_HU``) before the jitter
 
 
 @dataclass
@@ -266,8 +389,16 @@ class SyntheticCT:
     sex: str
     height_cm: float
     weight_kg: float
+    organs: np.ndarray | None = None  # ALL_ORGANS ids (uint8) on the scan grid (``organ_labels`` resampled)
     extras: dict = field(default_factory=dict)
 
+
+# Unenhanced means of ct-realism.md for groups whose physics HU (65 keV, ICRP densities) is off by more than a
+# few HU (liver 44 -> 55, fat -81 -> -100, ...): ``calibrate_hu`` shifts each group's ids by target - mean.
+REALISM_HU = {"liver": ((95,), 55.0), "spleen": ((127,), 45.0), "kidneys": (IDS["kidneys"], 30.0),
+              "pancreas": ((113,), 40.0), "muscle": ((106, 107, 108, 109), 45.0),
+              "fat": ((62, 64, 116, 117, 118, 119), -100.0), "blood": ((9, 10, 11, 12, 88, 96, 98), 40.0),
+              "bile_urine": ((71, 138), 5.0)}
 
 CONTRAST_HU = {  # offsets added to the unenhanced HU (ct-realism.md table)
     "arterial": {"blood": 300.0, "liver": 15.0, "spleen": 85.0, "kidneys": 150.0},
@@ -278,6 +409,9 @@ CONTRAST_HU = {  # offsets added to the unenhanced HU (ct-realism.md table)
 def realistic_hu_table(phantom: str, p: SynthesisParams, rng: np.random.Generator) -> np.ndarray:
     """Organ id -> HU with the realism adjustments of ``p`` (lung inflation, jitter, contrast, offset)."""
     lut = organ_hu_table(phantom, p.energy_kev).copy()
+    if p.calibrate_hu:
+        for group, target in REALISM_HU.values():
+            lut[list(group)] += target - float(lut[list(group)].mean())
     lut[list(IDS["lung_tissue"])] = p.lung_hu
     jitter = rng.normal(0.0, p.hu_jitter, lut.shape).astype(np.float32)
     jitter[0] = 0.0
@@ -293,9 +427,11 @@ def _smooth_noise(shape, sigma_px, rng) -> np.ndarray:
     return f / max(float(f.std()), 1e-6)
 
 
-def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str | None = None) -> SyntheticCT:
+def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str | None = None, *,
+                  with_organs: bool = True) -> SyntheticCT:
     """A CT-like volume of AM or AF scaled and deformed per ``p``, on a standard axial grid (head-first slices,
-    matrix x matrix pixels of ``pixel_mm`` centred on the body), with its landmarks and body parts."""
+    matrix x matrix pixels of ``pixel_mm`` centred on the body), with its landmarks, body parts and (unless
+    ``with_organs`` is False) its ALL_ORGANS label map ``organs`` on the same grid."""
     p = p or SynthesisParams()
     ph = _check(phantom)
     rng = np.random.default_rng(p.seed)
@@ -332,6 +468,8 @@ def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str 
     n_sub = 3
     offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (t / n_sub)
     out = np.empty((len(zs), p.matrix, p.matrix), np.float32)
+    organs = np.zeros((len(zs), p.matrix, p.matrix), np.uint8) if with_organs else None
+    lab_native = organ_labels(ph, data_dir) if with_organs else None
     for k, z in enumerate(zs):
         acc = np.zeros((p.matrix, p.matrix), np.float32)
         for o in offs:
@@ -339,6 +477,10 @@ def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str 
             acc += ndimage.map_coordinates(hu_native, [kz, py / dy, px / dx], order=1, mode="constant",
                                            cval=-1000.0)
         out[k] = acc / n_sub
+        if with_organs:  # nearest neighbour at the slab centre, through the same coordinates as the HU
+            kz = np.full(yy.shape, z / p.scale_z / dz)
+            organs[k] = ndimage.map_coordinates(lab_native, [kz, py / dy, px / dx], order=0, mode="constant",
+                                                cval=0)
     if p.table:
         y_table = (float(((ids > 0).any(axis=(0, 2))).nonzero()[0].max()) * dy - cy) * p.scale_ap + 8.0
         j = int(round((y_table + half) / p.pixel_mm))
@@ -362,7 +504,7 @@ def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str 
     arms_native = arms_present_per_slice(ph, data_dir)
     arms = arms_native[np.clip(np.round(zs / p.scale_z / dz).astype(int), 0, nz - 1)]
     parts = body_parts_per_slice(zs, lm, arms)
-    return SyntheticCT(ph, p, ct, lm, parts, arms, ref["sex"], round(height, 1), round(weight, 1))
+    return SyntheticCT(ph, p, ct, lm, parts, arms, ref["sex"], round(height, 1), round(weight, 1), organs=organs)
 
 
 def random_params(rng: np.random.Generator, **fixed) -> SynthesisParams:

@@ -4,7 +4,7 @@
 
 * ``ct``: ``CTVolume`` (HU float32, (z, y, x), standard axial LPS affine, slices ordered head to feet,
   metadata with kVp, CTDIvol, per-slice tube current following attenuation, patient data),
-* ``organs``: uint8 (z, y, x) ids of ``operators.common.labels.ORGANS`` (0 = none),
+* ``organs``: uint8 (z, y, x) ids of ``operators.common.labels.ALL_ORGANS`` (0 = none),
 * ``body_composition``: uint8 ids of ``BODY_COMPOSITION`` (0 = outside the body),
 * ``tissues``: the underlying fine tissue labels (``tissues.TISSUES``),
 * ``landmarks_mm``: z (mm, LPS) of every name in ``labels.LANDMARKS``,
@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from operators.common.dosimetry import water_equivalent_diameter_mm
-from operators.common.labels import BODY_COMPOSITION, LANDMARKS, ORGAN_BY_NAME, ORGANS, body_parts_per_slice
+from operators.common.labels import (
+    ALL_ORGANS,
+    BODY_COMPOSITION,
+    LANDMARKS,
+    ORGAN_BY_NAME,
+    body_parts_per_slice,
+    organ_mask,
+)
 from operators.common.volume import CTMetadata, CTVolume, axial_affine
 
 from .anatomy import Anatomy
@@ -77,7 +84,7 @@ class Phantom:
 
     def summary(self) -> dict:
         vox = float(np.prod(self.ct.spacing_mm)) / 1000.0  # mL
-        vols = {lab.name: round(float((self.organs == lab.id).sum()) * vox, 1) for lab in ORGANS}
+        vols = {lab.name: round(float(organ_mask(self.organs, lab.name).sum()) * vox, 1) for lab in ALL_ORGANS}
         return {"params": self.params.to_json(), "shape_zyx": list(self.ct.shape),
                 "spacing_zyx_mm": [round(v, 4) for v in self.ct.spacing_mm],
                 "landmarks_mm": {k: round(v, 1) for k, v in self.landmarks_mm.items()},

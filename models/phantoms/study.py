@@ -8,7 +8,7 @@ Layout written by ``write_demo_study(phantom, out_dir)``::
         S002_0001.dcm ...            series 2: axial CT, ORIGINAL\\PRIMARY\\AXIAL, one file per slice
         S003_0001.dcm ...            series 3: coronal reformat, DERIVED\\SECONDARY\\REFORMATTED
       labels/                        ground truth on the axial series' grid (NOT inside dicom/)
-        organs.nii.gz                ORGANS ids (uint8)
+        organs.nii.gz                ALL_ORGANS ids (uint8)
         body_composition.nii.gz      BODY_COMPOSITION ids (uint8)
         phantom.json                 parameters, landmarks (mm), body parts per slice, UIDs, label tables,
                                      per-slice tube current and water-equivalent diameter
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.common.labels import BODY_COMPOSITION, ORGANS
+from operators.common.labels import ALL_ORGANS, BODY_COMPOSITION
 from operators.common.volume import CTMetadata, CTVolume, save_nifti
 
 from .dicom_export import (
@@ -223,7 +223,7 @@ def write_demo_study(ph: Phantom, out_dir: str | Path, *, localizer: bool = True
         "tube_current_ma": [round(float(v), 1) for v in m.tube_current_ma],
         "water_equivalent_diameter_mm": [round(float(v), 1) for v in ph.dw_mm],
         "ctdivol_mgy": m.ctdivol_mgy,
-        "organs": {lab.id: lab.name for lab in ORGANS},
+        "organs": {lab.id: lab.name for lab in ALL_ORGANS},
         "body_composition": {lab.id: lab.name for lab in BODY_COMPOSITION},
         "gi_tract_definition": "gi_tract = duodenum; the paper's summed GI segment = gi_tract + small_intestine + colon",
         "organ_volumes_ml": ph.summary()["organ_volumes_ml"],

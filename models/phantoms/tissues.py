@@ -1,8 +1,13 @@
 """Tissue table of the procedural phantom: the fine-grained labels the anatomy is painted with.
 
 Every voxel of the phantom gets exactly one tissue id (uint8). Everything else is derived from it through
-this table: HU (per contrast phase, texture amplitude), the organ label (``operators.common.labels.ORGANS``
+this table: HU (per contrast phase, texture amplitude), the organ label (``operators.common.labels.ALL_ORGANS``
 name or None) and the body-composition class (``BODY_COMPOSITION`` name or None = background).
+
+Organ labels hold the most specific organ per voxel: the lens is ``lenses`` (inside ``eyes``; take masks with
+``labels.organ_mask``). Of the extra organs, the optic nerve is painted as ``soft_tissue`` and the trachea as
+part of ``airway`` (nasopharynx to bronchi), and the phantom has no pituitary gland, so ``optic_nerves``,
+``trachea`` and ``pituitary_gland`` are absent from procedural-phantom labels.
 
 HU values follow /work/shared/notes/ct-realism.md (adult, 120 kVp). Age-dependent values (bone density,
 marrow, thymus involution) are adjusted in ``synthesis.tissue_hu``.
@@ -33,7 +38,7 @@ class Tissue:
     name: str
     hu: tuple[float, float, float]  # mean HU for (none, arterial, portal)
     texture_hu: float  # amplitude of the smooth organ-internal variation (SD, HU)
-    organ: str | None  # ORGANS name
+    organ: str | None  # ALL_ORGANS name
     body_comp: str | None  # BODY_COMPOSITION name; None = outside the body
 
 
@@ -98,7 +103,7 @@ TISSUES: tuple[Tissue, ...] = (
     _t(51, "thymus", 38, 60, 70, tex=10, organ="thymus"),
     _t(52, "thyroid", 100, 180, 150, tex=12),
     _t(53, "eye", 12, tex=3, organ="eyes"),
-    _t(54, "lens", 100, tex=5, organ="eyes"),
+    _t(54, "lens", 100, tex=5, organ="lenses"),
     _t(55, "brain_grey", 38, 42, 43, tex=3, organ="brain", bc="central_nervous_system"),
     _t(56, "brain_white", 28, 30, 31, tex=3, organ="brain", bc="central_nervous_system"),
     _t(57, "ventricle_csf", 5, tex=2, organ="brain", bc="central_nervous_system"),

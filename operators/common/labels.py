@@ -3,6 +3,9 @@
 Three label sets:
 
 * ``ORGANS``: the 23 organs of the multi-organ Res-UNet paper (papers/multi-organ-resunet.txt), ids 1..23.
+* ``ORGANS_EXTRA``: organs the radiomics organ-dose paper needs beyond those 23, ids 24..27 (lenses, optic
+  nerves, pituitary gland, trachea). ``ALL_ORGANS = ORGANS + ORGANS_EXTRA`` is one id space: an organ label
+  map (phantom ground truth, ICRP-110 labels) holds ALL_ORGANS ids.
 * ``BODY_COMPOSITION``: the 7 tissue classes of the body-composition 3D U-Net paper, ids 1..7
   (0 = background / outside the body).
 * ``BODY_PARTS``: the 24 named body parts predicted per axial slice by GrayNet
@@ -10,12 +13,19 @@ Three label sets:
   ``LANDMARKS`` (plus an offset in mm), so that labels can be derived for any phantom whose landmark
   z positions are known. ``arms`` is the exception: it is present wherever arm tissue is in the slice.
 
+Organ label maps hold one label per voxel, the most specific one: an organ that lies inside another
+("container") organ keeps its own id, so the container's voxels are the union of its own id and those of the
+organs it contains (``ORGAN_CONTAINS``; ``eyes`` contains ``lenses``). Always take organ masks through
+``organ_mask(label_map, name)``, which returns that union, rather than comparing with a single id.
+
 Coded concepts are SNOMED CT (scheme "SCT") as used in DICOM SEG / SR.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 SCT = "SCT"
 
@@ -71,6 +81,19 @@ ORGANS: tuple[Label, ...] = (
     _organ(22, "eyes", "Eyes", "81745001", "Eye", (194, 255, 194)),
     _organ(23, "brain", "Brain", "12738006", "Brain", (250, 250, 225)),
 )
+
+
+# Organs beyond the paper's 23 (radiomics organ-dose paper): ids continue after ORGANS.
+ORGANS_EXTRA: tuple[Label, ...] = (
+    _organ(24, "lenses", "Lenses", "78076003", "Lens of eye", (120, 220, 255)),
+    _organ(25, "optic_nerves", "Optic nerves", "18234004", "Optic nerve", (255, 240, 120)),
+    _organ(26, "pituitary_gland", "Pituitary gland", "56329008", "Pituitary gland", (255, 130, 200)),
+    _organ(27, "trachea", "Trachea", "44567001", "Trachea", (182, 228, 255)),
+)
+ALL_ORGANS: tuple[Label, ...] = ORGANS + ORGANS_EXTRA
+
+# Container organ -> organs inside it that carry their own (more specific) label in a label map.
+ORGAN_CONTAINS: dict[str, tuple[str, ...]] = {"eyes": ("lenses",)}
 
 
 def _tissue(i, name, display, value, meaning, rgb):
@@ -175,9 +198,29 @@ def body_part_code(part: BodyPart) -> Code:
     return Code(f"BP{part.id:02d}", part.display, PRIVATE_SCHEME)
 
 
-ORGAN_BY_NAME = {lab.name: lab for lab in ORGANS}
+ORGAN_BY_NAME = {lab.name: lab for lab in ALL_ORGANS}
+ORGAN_BY_ID = {lab.id: lab for lab in ALL_ORGANS}
 BODY_COMPOSITION_BY_NAME = {lab.name: lab for lab in BODY_COMPOSITION}
 BODY_PART_BY_NAME = {bp.name: bp for bp in BODY_PARTS}
+
+
+def organ_ids(name: str) -> tuple[int, ...]:
+    """Label ids whose voxels make up organ ``name``: its own id plus those of the organs it contains
+    (recursively), e.g. ``eyes`` -> (22, 24)."""
+    if name not in ORGAN_BY_NAME:
+        raise KeyError(f"unknown organ {name!r}; known: {', '.join(ORGAN_BY_NAME)}")
+    ids = [ORGAN_BY_NAME[name].id]
+    for inner in ORGAN_CONTAINS.get(name, ()):
+        ids.extend(organ_ids(inner))
+    return tuple(ids)
+
+
+def organ_mask(label_map, name: str):
+    """Boolean mask of organ ``name`` in an ALL_ORGANS label map: the union of its own label and the labels
+    of the organs inside it (``ORGAN_CONTAINS``: ``eyes`` includes ``lenses``)."""
+    ids = organ_ids(name)
+    lab = np.asarray(label_map)
+    return lab == ids[0] if len(ids) == 1 else np.isin(lab, ids)
 
 
 def body_part_interval_mm(part: BodyPart, landmarks_z_mm: dict[str, float]) -> tuple[float, float] | None:

@@ -1,0 +1,60 @@
+"""The per-organ light 2D residual U-Net (papers/multi-organ-resunet.txt, "light Res-UNet", ~533 K parameters).
+
+MONAI ``UNet(spatial_dims=2, num_res_units=2)``: five levels with channels 8, 16, 32, 64, 128 (strided-conv
+downsampling by 2 four times, so 224 x 304 -> 14 x 19 at the bottom), two residual units per level, batch
+norm, PReLU. 408 K parameters: a little lighter than the paper's 533 K so that the 23 bundles stay below
+25 MB together with fp16 weights (0.98 MB each); full resolution keeps only 8 channels, which makes CPU
+inference fast (about 14 ms per 224 x 304 slice on one core).
+
+Input (N, 1, 224, 304) float32 in [0, 1] (``operators.organ_segmentation.preprocess.to_network`` with the
+organ's window); output logits (N, 1, 224, 304): sigmoid >= ``THRESHOLD`` is the organ.
+
+Export: ``export_torchscript`` scripts the network with **fp16 weights**; a loader casts them back to fp32
+(``module.float()``) before running on the CPU (``load_for_inference``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IN_CHANNELS = 1
+CHANNELS = (8, 16, 32, 64, 128)
+STRIDES = (2, 2, 2, 2)
+NUM_RES_UNITS = 2
+THRESHOLD = 0.5
+
+
+def build_network(in_channels: int = IN_CHANNELS) -> nn.Module:
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=CHANNELS, strides=STRIDES,
+                num_res_units=NUM_RES_UNITS, norm="batch")
+
+
+def n_parameters(net: nn.Module) -> int:
+    return int(sum(p.numel() for p in net.parameters()))
+
+
+def export_torchscript(net: nn.Module, path: str | Path, fp16: bool = True) -> Path:
+    """Script ``net`` (eval mode) and save it; weights stored as fp16 when ``fp16`` (cast to fp32 at load)."""
+    import copy
+
+    m = copy.deepcopy(net).cpu().eval()
+    if fp16:
+        m = m.half()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(torch.jit.script(m), str(path))
+    return path
+
+
+def load_for_inference(bundle_dir: str | Path):
+    """(fp32 TorchScript module in eval mode, metadata) of an organ bundle through the common bundle loader;
+    the fp16 weights are cast to fp32 here (the CPU runs fp32)."""
+    from operators.common.bundle import load_torchscript_bundle
+
+    module, meta = load_torchscript_bundle(bundle_dir, "organ segmentation")
+    return module.float().eval(), meta
