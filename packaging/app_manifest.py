@@ -101,8 +101,9 @@ def check_app_yaml(cfg, app: str, root: Path | None = None) -> list[str]:
         if not fmts or not set(fmts) <= FORMATS:
             errs.append(f"application.{key} must be a list from {sorted(FORMATS)}")
     for m in a.get("models", []) or []:
-        if not (root / "models" / m / "configs" / "metadata.json").is_file():
-            errs.append(f"model '{m}' is not a bundle under models/ (no configs/metadata.json)")
+        if not is_bundle_or_collection(root / "models" / m):
+            errs.append(f"model '{m}' is not a bundle under models/ (no configs/metadata.json, nor bundles/<name>/ "
+                        "bundles)")
     if not isinstance(a.get("timeout", 0), int) or a.get("timeout", 0) < 0:
         errs.append("application.timeout must be an integer >= 0 (seconds)")
     errs += [f"resources.{e}" for e in check_resources(r)]
@@ -215,6 +216,14 @@ def validate(app_json: dict, pkg_json: dict) -> list[str]:
     if "platformConfig" in pkg_json and pkg_json["platformConfig"] not in PLATFORM_CONFIGS:
         errs.append(f"pkg.json: platformConfig must be one of {sorted(PLATFORM_CONFIGS)}")
     return errs
+
+
+def is_bundle_or_collection(path: Path) -> bool:
+    """A MONAI bundle (configs/metadata.json), or a collection of them under bundles/<name>/ (the per-organ
+    segmentation models)."""
+    if (path / "configs" / "metadata.json").is_file():
+        return True
+    return any((b / "configs" / "metadata.json").is_file() for b in (path / "bundles").glob("*"))
 
 
 def main(argv=None) -> int:

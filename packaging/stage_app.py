@@ -29,13 +29,13 @@ def main(app: str, variant: str, stage: Path = Path("/stage")) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     for name in m.load_app_yaml(app, APP_ROOT)["application"].get("models") or []:
         src = APP_ROOT / "models" / name
-        for part in ("configs", "models", "docs"):
+        for part in ("configs", "models", "docs", "bundles"):  # bundles/: a collection (per-organ models)
             if (src / part).is_dir():
                 shutil.copytree(src / part, models_root / name / part)
         if (src / "docs").is_dir():
             shutil.copytree(src / "docs", docs / name)
     # Bundles' weights live in /opt/holoscan/models only: drop them from the code copy.
-    for weights in (APP_ROOT / "models").glob("*/models"):
+    for weights in [*(APP_ROOT / "models").glob("*/models"), *(APP_ROOT / "models").glob("*/bundles")]:
         shutil.rmtree(weights)
     (APP_ROOT / "__main__.py").write_text(
         f'"""MAP entry point (python3 /opt/holoscan/app): runs apps/{app}."""\n'

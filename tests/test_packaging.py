@@ -58,7 +58,7 @@ def test_generated_manifests_validate(app, variant, tmp_path):
     assert pkg_json["applicationRoot"] == "/opt/holoscan/app" and pkg_json["modelRoot"] == "/opt/holoscan/models"
     assert ("platformConfig" in pkg_json) == (variant == "cuda")
     for name, path in pkg_json["models"].items():
-        assert path == f"/opt/holoscan/models/{name}" and (ROOT / "models" / name / "configs").is_dir()
+        assert path == f"/opt/holoscan/models/{name}" and am.is_bundle_or_collection(ROOT / "models" / name)
 
 
 def test_field_names_match_holoscan_cli():
