@@ -1,0 +1,107 @@
+"""Organ-dose speed on one CPU core: radiomics features per organ and network prediction per region on synthetic
+ICRP-110 scans, and the cost of the Monte Carlo training cohort (from its case files).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_organ_dose.py [--cohort build/organ_dose/cohort]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_organ_dose.py --scoring-check
+
+Prints JSON: seconds per organ (pyradiomics, 107 features, 1 x 1 x 5 mm), network seconds per region (target
+< 1 s), and the cohort's measured Monte Carlo histories, seconds and histories/s. A GPU time is only given as
+histories / an assumed rate (``--gpu-rate``): no GPU was measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.phantoms import icrp110 as I  # noqa: E402
+from operators.common.dose_parameters import DoseParameters  # noqa: E402
+from operators.common.paths import REPO_ROOT  # noqa: E402
+from operators.radiomics_dose import features as F  # noqa: E402
+from operators.radiomics_dose.inference import OrganDoseModel, predict_organ_doses  # noqa: E402
+from operators.radiomics_dose.regions import REGIONS  # noqa: E402
+
+RANGES = {"head": ("mandible_bottom", -15, "vertex", 10), "chest": ("lung_base", -30, "lung_apex", 20),
+          "abdomen": ("iliac_crest", -20, "diaphragm_dome", 20)}
+
+
+def cohort_cost(cohort: Path, gpu_rate: float) -> dict:
+    files = sorted(cohort.glob("case_*.npz"))
+    if not files:
+        return {"cases": 0}
+    infos = [json.loads(str(np.load(f)["info"])) for f in files]
+    hist = sum(i["histories"] for i in infos)
+    mc = sum(i["mc_seconds"] for i in infos)
+    feat = sum(i["feature_seconds"] for i in infos)
+    synth = sum(i["synth_seconds"] for i in infos)
+    return {"cases": len(files), "patients": len({i["patient"]["index"] for i in infos}), "histories": hist,
+            "mc_seconds": round(mc, 1), "histories_per_second_one_core": round(hist / mc),
+            "feature_seconds": round(feat, 1), "synthesis_seconds": round(synth, 1),
+            "total_minutes": round((mc + feat + synth) / 60, 1),
+            "gpu_estimate": {"assumed_histories_per_second": gpu_rate, "mc_seconds": round(hist / gpu_rate, 1),
+                             "note": "assumption, not a measurement (no GPU was lent)"}}
+
+
+def scoring_check(n_per_segment: int = 400_000) -> dict:
+    """Block scoring (2 x 4 x 4 voxels, soft / bone-like split: the cohort's) against voxel-exact scoring
+    (block 1 x 1 x 1) on the same histories (same seeds): organ dose ratios to the heart, ICRP-110 AM chest."""
+    from operators.radiomics_dose.mc_segments import segment_doses
+
+    lm = I.landmarks_mm("AM")
+    s = I.synthesize_ct("AM", I.SynthesisParams(seed=1, z_range_mm=(lm["heart_bottom"] - 20, lm["heart_bottom"] + 60),
+                                                table=False, noise_hu=0))
+    organs = ["lungs", "heart", "esophagus", "spinal_cord", "liver", "bones"]
+    out = {}
+    for block in ((2, 4, 4), (1, 1, 1)):
+        r = segment_doses(s.ct.hu, s.ct.affine_lps, s.organs, organs, 120, n_per_segment=n_per_segment, block=block)
+        tot = r.dose.sum(0)
+        out[str(block)] = {"dose_per_photon": dict(zip(organs, tot.tolist(), strict=True)),
+                           "rel_sigma": dict(zip(organs, (np.sqrt((r.sigma**2).sum(0)) / tot).round(4).tolist(),
+                                                 strict=True)), "seconds": round(r.seconds, 1)}
+    a, b = out["(2, 4, 4)"]["dose_per_photon"], out["(1, 1, 1)"]["dose_per_photon"]
+    out["block_over_voxel"] = {o: round(a[o] / b[o], 4) for o in organs}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cohort", default=str(REPO_ROOT / "models" / "organ_dose" / "data" / "cohort"))
+    ap.add_argument("--bundle", default=str(REPO_ROOT / "models" / "organ_dose"))
+    ap.add_argument("--gpu-rate", type=float, default=5e7)
+    ap.add_argument("--scoring-check", action="store_true", help="block vs voxel-exact organ scoring only")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    if a.scoring_check:
+        print(json.dumps(scoring_check(), indent=1))
+        return
+    lm = I.landmarks_mm("AM")
+    model = OrganDoseModel(a.bundle) if (Path(a.bundle) / "models" / "scalers.json").exists() else None
+    out = {"regions": {}}
+    for region, (lo, dlo, hi, dhi) in RANGES.items():
+        s = I.synthesize_ct("AM", I.SynthesisParams(seed=5, z_range_mm=(lm[lo] + dlo, lm[hi] + dhi)))
+        t = time.perf_counter()
+        feats = F.region_features(s.ct.hu, s.ct.spacing_mm, s.organs, REGIONS[region].organs)
+        r = {"shape": list(s.ct.shape), "features_seconds": round(time.perf_counter() - t, 2),
+             "per_organ_seconds": {k: round(v.seconds, 3) for k, v in feats.items()},
+             "status": {k: v.status for k, v in feats.items()}}
+        if model is not None:
+            dp = DoseParameters("header", 120.0, 10.0, None, REGIONS[region].ctdi_phantom_cm, None)
+            res = predict_organ_doses(model, s.ct.hu, s.ct.spacing_mm, s.organs, dp, regions=[region])
+            r["network_seconds"] = res.timing_s[f"network_{region}"]
+            r["total_seconds"] = res.timing_s["total"]
+            r["doses_mgy_at_10mgy"] = {k: v["dose"] for k, v in res.organ_doses_mgy.items()}
+        out["regions"][region] = r
+    out["cohort"] = cohort_cost(Path(a.cohort), a.gpu_rate)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Training cohort of the organ-dose networks: synthetic patients x scan protocols with Monte Carlo reference
+organ doses and radiomics features. Reproducible from the seed; one case = one patient scanned over one
+region (head, chest or abdomen).
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup .venv/bin/python -m models.organ_dose.cohort \\
+        --out build/organ_dose/cohort --patients 30 --seed 7 --budget-min 45 > build/organ_dose/cohort.log 2>&1 &
+
+(the bundle's cohort: that command; the 45-minute budget on the shared 2-core machine stopped it after 70 of 90
+cases, patients 0-22 complete and patient 23's head scan).
+
+Patients alternate ICRP-110 AM / AF variants (models.phantoms.icrp110.random_params + synthesize_ct: build,
+height, deformation, contrast, noise, HU texture) and procedural phantoms (models.phantoms.generate_phantom:
+sex, age 8-85 y, BMI 17-38). Per case: the CT over a jittered region range (5 mm slices), its ALL_ORGANS
+label map, the Monte Carlo per-segment organ doses (operators/radiomics_dose/mc_segments.py) at two of
+80/100/120/140 kVp, and radiomics features (operators/radiomics_dose/features.py) of the region's organs and
+the body for the scanned range (``--range-variants 2``: also for the range shortened by one segment). Protocol variants (kVp, TCM strength,
+CTDIvol) cost nothing more: models/organ_dose/dataset.py combines segments into scans.
+
+Each case is written as soon as it is done (``case_XXX_<region>.npz``), so a cohort cut short is still
+usable; rerunning skips finished cases. Progress and time remaining go to the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from operators.common.dosimetry import water_equivalent_diameter_mm
+from operators.radiomics_dose import features as F
+from operators.radiomics_dose.mc_segments import segment_doses
+from operators.radiomics_dose.regions import REGIONS, organ_slice_mass
+
+log = logging.getLogger("organ_dose.cohort")
+KVPS = (80.0, 100.0, 120.0, 140.0)
+COLLIMATION_CM = 4.0
+HERE = Path(__file__).resolve().parent
+CALIBRATION_JSON = HERE / "data" / "ctdi_calibration.json"
+
+
+def ctdi_calibration(path: Path = CALIBRATION_JSON, n_histories: int = 1_000_000) -> dict:
+    """CTDIw per source photon (mGy) per kVp for the head (16 cm, head bowtie) and body (32 cm, body bowtie)
+    set-ups of the segments, simulated once (operators/mc_dose/calibration.simulate_ctdi) and cached."""
+    cal = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    from operators.mc_dose.calibration import simulate_ctdi
+    from operators.mc_dose.sources import spectrum_from_kvp
+
+    for kvp in KVPS:
+        for bowtie, diam in (("head", 16.0), ("body", 32.0)):
+            key = f"{int(kvp)}_{bowtie}"
+            if key in cal:
+                continue
+            t = time.perf_counter()
+            r = simulate_ctdi(spectrum_from_kvp(kvp), diam, COLLIMATION_CM, bowtie, n_histories=n_histories)
+            cal[key] = {"kvp": kvp, "bowtie": bowtie, "phantom_cm": diam, "ctdiw_per_photon_mgy": r["ctdiw"],
+                        "rel_sigma": r["ctdiw_rel_sigma"], "histories": r["histories"],
+                        "seconds": round(time.perf_counter() - t, 1)}
+            log.info("CTDI calibration %s: %.4g mGy/photon (+-%.2f %%)", key, r["ctdiw"], 100 * r["ctdiw_rel_sigma"])
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cal, indent=1))
+    return cal
+
+
+def patient_plan(seed: int, n: int) -> list[dict]:
+    """The patients of the cohort (deterministic from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = "icrp" if i % 2 == 0 else "proc"
+        p = {"index": i, "kind": kind, "seed": int(rng.integers(1 << 30)),
+             "kvps": [float(k) for k in rng.choice(KVPS, 2, replace=False)]}
+        if kind == "icrp":
+            p["phantom"] = "AM" if (i // 2) % 2 == 0 else "AF"
+        else:
+            p["sex"] = "M" if rng.random() < 0.5 else "F"
+            p["age_years"] = float(np.round(rng.choice([rng.uniform(8, 18), rng.uniform(18, 85)], p=[0.2, 0.8]), 1))
+            p["bmi"] = float(np.round(rng.uniform(17, 24) if p["age_years"] < 18 else rng.uniform(18, 38), 1))
+        out.append(p)
+    return out
+
+
+def make_case(p: dict, region: str):
+    """(hu, affine, label_map, info) of patient ``p`` scanned over ``region``."""
+    rng = np.random.default_rng([p["seed"], list(REGIONS).index(region)])
+    if p["kind"] == "icrp":
+        from models.phantoms import icrp110 as I
+
+        sp = I.random_params(np.random.default_rng(p["seed"]), slice_thickness_mm=5.0)
+        lm = {k: v * sp.scale_z for k, v in I.landmarks_mm(p["phantom"]).items()}
+        if region == "head":
+            z = (lm["mandible_bottom"] - 15 + rng.uniform(-10, 40), lm["vertex"] + rng.uniform(0, 15))
+        elif region == "chest":
+            z = (lm["lung_base"] - rng.uniform(10, 50), lm["lung_apex"] + rng.uniform(10, 40))
+        else:
+            z = (lm["iliac_crest"] - rng.uniform(5, 40), lm["diaphragm_dome"] + rng.uniform(10, 40))
+        sp.z_range_mm = (float(z[0]), float(z[1]))
+        s = I.synthesize_ct(p["phantom"], sp)
+        info = {"source": f"ICRP-110 {p['phantom']}", "sex": s.sex, "weight_kg": s.weight_kg,
+                "height_cm": s.height_cm, "age_years": None, "scale_lr": sp.scale_lr, "scale_ap": sp.scale_ap,
+                "scale_z": sp.scale_z, "contrast": sp.contrast}
+        return s.ct.hu, s.ct.affine_lps, s.organs, info
+    from models.phantoms import PhantomParams, generate_phantom
+
+    ph = generate_phantom(PhantomParams(seed=p["seed"], sex=p["sex"], age_years=p["age_years"], bmi=p["bmi"],
+                                        region=region, slice_thickness_mm=5.0,
+                                        contrast=str(rng.choice(["none", "portal"]))))
+    info = {"source": "procedural", "sex": p["sex"], "age_years": p["age_years"], "bmi": p["bmi"],
+            "weight_kg": ph.params.weight_kg if hasattr(ph.params, "weight_kg") else None,
+            "height_cm": ph.params.height_cm if hasattr(ph.params, "height_cm") else None}
+    return ph.ct.hu, ph.ct.affine_lps, ph.organs, info
+
+
+def _features_matrix(feats: dict, rois) -> tuple[np.ndarray, list[str]]:
+    names = F.feature_names()
+    mat = np.array([[feats[r].values.get(k, np.nan) for k in names] for r in rois], float)
+    return mat, [feats[r].status for r in rois]
+
+
+def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_variants: int = 1,
+             backend: str = "cpu") -> dict:
+    reg = REGIONS[region]
+    t0 = time.perf_counter()
+    hu, aff, lab, info = make_case(p, region)
+    t_synth = time.perf_counter() - t0
+    spacing = (abs(aff[2, 2]), abs(aff[1, 1]), abs(aff[0, 0]))
+    slice_z = aff[2, 3] + aff[2, 2] * np.arange(hu.shape[0])
+    dw = water_equivalent_diameter_mm(hu, spacing, body_mask=F.body_mask(hu))
+    seg = {}
+    for kvp in p["kvps"]:
+        seg[kvp] = segment_doses(hu, aff, lab, reg.organs, kvp, bowtie=reg.bowtie, collimation_cm=COLLIMATION_CM,
+                                 n_per_segment=n_head if region == "head" else n_trunk,
+                                 seed=p["seed"] % 100000 + int(kvp), backend=backend)
+    t_mc = time.perf_counter() - t0 - t_synth
+    s0 = seg[p["kvps"][0]]
+    n_seg = len(s0.z0_mm)
+    # range variants: the full range, and (4+ segments) the range shortened by one segment at a random end
+    variants = [(0, n_seg)]
+    if n_seg >= 4 and range_variants > 1:
+        variants.append((1, n_seg) if np.random.default_rng(p["seed"] + 11).random() < 0.5 else (0, n_seg - 1))
+    rois = list(reg.organs) + [F.BODY]
+    cache: dict = {}
+    fmats, fstat, vslices = [], [], []
+    for a, b in variants:
+        zlo, zhi = s0.z0_mm[a] - 1e-3, s0.z1_mm[b - 1] + 1e-3
+        keep = np.nonzero((slice_z >= zlo) & (slice_z <= zhi))[0]
+        vslices.append((int(keep[0]), int(keep[-1]) + 1))
+        sl = slice(keep[0], keep[-1] + 1)
+        feats = F.region_features(hu[sl], spacing, lab[sl], reg.organs, include_body=True, cache=cache)
+        m, st = _features_matrix(feats, rois)
+        fmats.append(m)
+        fstat.append(st)
+    t_feat = time.perf_counter() - t0 - t_synth - t_mc
+    kv = list(p["kvps"])
+    np.savez_compressed(
+        out, region=region, organs=np.array(reg.organs), rois=np.array(rois), kvps=np.array(kv),
+        seg_z0_mm=s0.z0_mm, seg_z1_mm=s0.z1_mm, seg_length_frac=s0.length_frac,
+        seg_dose=np.stack([seg[k].dose for k in kv]), seg_sigma=np.stack([seg[k].sigma for k in kv]),
+        slice_z_mm=slice_z, dw_mm=dw, organ_slice_voxels=organ_slice_mass(lab, reg.organs),
+        variants=np.array(variants), variant_slices=np.array(vslices), features=np.stack(fmats),
+        feature_status=np.array(fstat), feature_names=np.array(F.feature_names()),
+        info=json.dumps({**info, "patient": p, "histories": int(sum(s.histories for s in seg.values())),
+                         "mc_seconds": round(sum(s.seconds for s in seg.values()), 2),
+                         "synth_seconds": round(t_synth, 2), "feature_seconds": round(t_feat, 2),
+                         "mc_info": {str(k): {kk: (list(vv) if isinstance(vv, tuple) else vv)
+                                              for kk, vv in s.info.items()} for k, s in seg.items()},
+                         "shape": list(hu.shape), "spacing_mm": list(spacing)}))
+    return {"mc_s": t_mc, "feat_s": t_feat, "synth_s": t_synth, "histories": sum(s.histories for s in seg.values()),
+            "mc_only_s": sum(s.seconds for s in seg.values()), "n_seg": n_seg,
+            "rel_sigma": {o: float(np.nanmax(np.sqrt((s0.sigma[:, j] ** 2).sum()) / max(s0.dose[:, j].sum(), 1e-300)))
+                          for j, o in enumerate(reg.organs) if np.isfinite(s0.dose[:, j]).all()}}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="build/organ_dose/cohort")
+    ap.add_argument("--patients", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--regions", default="head,chest,abdomen")
+    ap.add_argument("--head-histories", type=float, default=5.0e5, help="per 4 cm segment and kVp")
+    ap.add_argument("--trunk-histories", type=float, default=2.0e5, help="per 4 cm segment and kVp")
+    ap.add_argument("--range-variants", type=int, default=1, help="2: also a range shortened by one segment")
+    ap.add_argument("--backend", default="cpu", choices=("cpu", "cuda"), help="Monte Carlo engine backend")
+    ap.add_argument("--budget-min", type=float, default=None, help="stop starting new patients after this")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    logging.getLogger("operators.mc_dose.engine").setLevel(logging.WARNING)  # per-batch progress of each run
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ctdi_calibration()
+    plan = patient_plan(a.seed, a.patients)
+    (out / "plan.json").write_text(json.dumps({"seed": a.seed, "patients": plan, "args": vars(a)}, indent=1))
+    regions = a.regions.split(",")
+    jobs = [(p, r) for p in plan for r in regions]
+    done_s, n_done = 0.0, 0
+    log.info("cohort: %d patients x %d regions = %d cases (threads: OMP %s, NUMBA %s)", len(plan), len(regions),
+             len(jobs), os.environ.get("OMP_NUM_THREADS"), os.environ.get("NUMBA_NUM_THREADS"))
+    for j, (p, r) in enumerate(jobs):
+        path = out / f"case_{p['index']:03d}_{r}.npz"
+        if path.exists():
+            continue
+        if a.budget_min and (time.perf_counter() - t0) / 60 > a.budget_min:
+            log.info("time budget of %.0f min reached: stopping before case %d", a.budget_min, j)
+            break
+        t = time.perf_counter()
+        s = run_case(p, r, path, int(a.head_histories), int(a.trunk_histories), a.range_variants, a.backend)
+        dt = time.perf_counter() - t
+        done_s += dt
+        n_done += 1
+        eta = done_s / n_done * (len(jobs) - j - 1)
+        log.info("case %d/%d %s %s: %.0f s (synth %.1f, MC %.1f s = %.0f hist/s, features %.1f), %d segments, "
+                 "max organ rel. sigma %s; elapsed %.1f min, ETA %.1f min", j + 1, len(jobs), p["kind"], r, dt,
+                 s["synth_s"], s["mc_only_s"], s["histories"] / max(s["mc_only_s"], 1e-9), s["feat_s"], s["n_seg"],
+                 {k: round(100 * v, 1) for k, v in s["rel_sigma"].items()}, (time.perf_counter() - t0) / 60, eta / 60)
+    log.info("cohort done: %d cases in %.1f min", n_done, (time.perf_counter() - t0) / 60)
+
+
+if __name__ == "__main__":
+    main()

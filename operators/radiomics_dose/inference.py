@@ -1,0 +1,178 @@
+"""Organ doses of one CT scan from the radiomics networks of the ``organ_dose`` bundle (models/organ_dose).
+
+For each body region whose organs are in the label map (head: brain; chest: lungs; abdomen: liver), the
+region's organs' and the body's radiomics features (features.py), the protocol (kVp, Dw) and the per-organ
+tube-current factors go through that region's TorchScript network, which returns dose per CTDIvol; times the
+scan's CTDIvol (converted to the region's CTDI phantom when the report used the other one) gives mGy.
+The uncertainty is the bundle's relative test error per organ (median RRMSE over the evaluation splits) times
+the dose. Pure domain code (no holoscan).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from operators.common.dosimetry import ssde_mgy, water_equivalent_diameter_mm
+from operators.common.errors import BadInputError, MissingAnatomyError, ModelError
+from operators.common.labels import organ_mask
+
+from . import features as F
+from .regions import REGIONS, organ_geometry, organ_slice_mass, organ_tcm_factors
+
+REGION_ANCHOR = {"head": "brain", "chest": "lungs", "abdomen": "liver"}
+# typical adult anchor volumes (cm3, ICRP-89-like; inflated lungs): a region applies when at least
+# MIN_ANCHOR_FRACTION of its anchor is in the scan; regions are ordered by that fraction, so an organ two regions
+# share (spinal cord) comes from the better-covered one (an abdomen scan's lung bases do not make it a chest scan)
+ANCHOR_TYPICAL_CM3 = {"brain": 1300.0, "lungs": 3500.0, "liver": 1600.0}
+MIN_ANCHOR_FRACTION = 0.3
+
+
+@dataclass
+class OrganDoseResult:
+    organ_doses_mgy: dict = field(default_factory=dict)  # organ -> {"dose", "method", "uncertainty", "region"}
+    ctdivol_mgy: float | None = None
+    ssde_mgy: float | None = None
+    dose_source: str = "header"
+    regions: list = field(default_factory=list)
+    water_equivalent_diameter_cm: float | None = None
+    kvp: float | None = None
+    feature_status: dict = field(default_factory=dict)
+    timing_s: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"organ_doses_mgy": self.organ_doses_mgy, "ctdivol_mgy": self.ctdivol_mgy, "ssde_mgy": self.ssde_mgy,
+                "dose_source": self.dose_source, "regions": self.regions, "kvp": self.kvp,
+                "water_equivalent_diameter_cm": self.water_equivalent_diameter_cm,
+                "feature_status": self.feature_status, "timing_s": self.timing_s, "notes": self.notes}
+
+
+class OrganDoseModel:
+    """The three region networks of a bundle folder (configs/metadata.json, models/scalers.json,
+    models/model_<region>.ts)."""
+
+    def __init__(self, bundle_dir: str | Path):
+        import torch
+
+        self.bundle_dir = Path(bundle_dir)
+        try:
+            self.metadata = json.loads((self.bundle_dir / "configs" / "metadata.json").read_text())
+            self.scalers = json.loads((self.bundle_dir / "models" / "scalers.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ModelError(f"The organ-dose bundle in {self.bundle_dir} is incomplete ({e}).") from e
+        self.models = {}
+        for region, s in self.scalers.items():
+            path = self.bundle_dir / s["model"]
+            try:
+                self.models[region] = torch.jit.load(str(path), map_location="cpu").eval()
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"The organ-dose model {path} could not be loaded: {e}") from e
+        self.uncertainty = self.metadata.get("corpusct", {}).get("relative_uncertainty", {})
+        self.calibration = self.metadata.get("corpusct", {}).get("ctdiw_head16_over_body32", {})
+
+    @property
+    def name_version(self) -> tuple[str, str]:
+        return str(self.metadata.get("name", "organ_dose")), str(self.metadata.get("version", "0"))
+
+    def predict_region(self, region: str, feats: dict, kvp: float, dw_cm: float, tcm: np.ndarray,
+                       organ_inputs: dict | None = None) -> np.ndarray:
+        """Dose / CTDIvol (region's phantom) per organ of ``region``. ``organ_inputs``: {"organ_dw_cm:liver": v,
+        "organ_margin_cm:liver": v, ...}."""
+        import torch
+
+        s = self.scalers[region]
+        x = []
+        organ_inputs = organ_inputs or {}
+        for name in s["inputs"]:
+            if name == "kvp":
+                x.append(kvp)
+            elif name == "dw_cm":
+                x.append(dw_cm)
+            elif name.startswith(("organ_dw_cm:", "organ_margin_cm:")):
+                x.append(organ_inputs.get(name, np.nan))
+            else:
+                roi, feat = name.split(":", 1)
+                f = feats.get(roi)
+                x.append(f.values.get(feat, np.nan) if f is not None else np.nan)
+        with torch.no_grad():
+            out = self.models[region](torch.tensor([x], dtype=torch.float32),
+                                      torch.tensor(np.asarray([tcm]), dtype=torch.float32))
+        return out.numpy()[0].astype(float)
+
+
+def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float = MIN_ANCHOR_FRACTION) -> list[str]:
+    """Regions whose anchor organ is at least ``min_fraction`` of its typical adult volume in the scan, best
+    covered first."""
+    vox_cm3 = float(np.prod(spacing_zyx_mm)) / 1000.0
+    frac = {r: organ_mask(label_map, a).sum() * vox_cm3 / ANCHOR_TYPICAL_CM3[a] for r, a in REGION_ANCHOR.items()}
+    return sorted((r for r, f in frac.items() if f >= min_fraction), key=lambda r: -frac[r])
+
+
+def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, dose_params,
+                        regions: list[str] | None = None, slice_z_mm=None) -> OrganDoseResult:
+    """Organ doses (mGy) of the scan ``hu`` (z, y, x HU) with its ALL_ORGANS ``label_map`` and
+    ``dose_params`` (operators.common.dose_parameters.DoseParameters); ``slice_z_mm`` (default: index x slice
+    spacing) for the organs' margins to the scan ends."""
+    t0 = time.perf_counter()
+    if hu.shape != label_map.shape:
+        raise BadInputError(f"organ label map shape {label_map.shape} differs from the CT {hu.shape}")
+    if dose_params.kvp is None or dose_params.ctdivol_mgy is None:
+        raise BadInputError("organ doses need the kVp and CTDIvol of the scan (neither the dose report nor the "
+                             "image headers give them)")
+    regions = regions if regions is not None else regions_in_scan(label_map, spacing_zyx_mm)
+    if not regions:
+        raise MissingAnatomyError("no head (brain), chest (lungs) or abdomen (liver) in the scan: no organ-dose "
+                                  "model applies")
+    body = F.body_mask(hu)
+    dw_slices = water_equivalent_diameter_mm(hu, spacing_zyx_mm, body_mask=body) / 10.0
+    dw_cm = float(np.mean(dw_slices[dw_slices > 1.0])) if np.any(dw_slices > 1.0) else 0.0
+    slice_z_mm = (np.arange(hu.shape[0]) * float(spacing_zyx_mm[0]) if slice_z_mm is None
+                  else np.asarray(slice_z_mm, float))
+    ma = dose_params.tube_current_ma
+    if ma is None or len(ma) != hu.shape[0] or not np.all(np.isfinite(ma)) or np.asarray(ma).mean() <= 0:
+        ma = np.ones(hu.shape[0])
+    res = OrganDoseResult(ctdivol_mgy=round(float(dose_params.ctdivol_mgy), 4), dose_source=dose_params.dose_source,
+                          regions=list(regions), water_equivalent_diameter_cm=round(dw_cm, 2),
+                          kvp=float(dose_params.kvp))
+    phantom = dose_params.ctdi_phantom_cm or 32
+    centre_dw = float(dw_slices[len(dw_slices) // 2])
+    res.ssde_mgy = round(ssde_mgy(res.ctdivol_mgy, centre_dw, phantom), 3) if centre_dw > 1.0 else None
+    for region in regions:
+        if region not in model.scalers:
+            res.notes.append(f"{region}: no network for this region in the bundle")
+            continue
+        reg = REGIONS[region]
+        organs = list(model.scalers[region]["organs"])  # the bundle's outputs, in its order
+        t = time.perf_counter()
+        feats = F.region_features(hu, spacing_zyx_mm, label_map, organs, include_body=True)
+        res.timing_s[f"features_{region}"] = round(time.perf_counter() - t, 3)
+        res.feature_status[region] = {k: v.status for k, v in feats.items()}
+        mass = organ_slice_mass(label_map, organs)
+        tcm = organ_tcm_factors(mass, ma)
+        odw, margin = organ_geometry(mass, dw_slices * 10.0, slice_z_mm)
+        oin = {**{f"organ_dw_cm:{o}": v for o, v in zip(organs, odw, strict=True)},
+               **{f"organ_margin_cm:{o}": v for o, v in zip(organs, margin, strict=True)}}
+        t = time.perf_counter()
+        ratio = model.predict_region(region, feats, res.kvp, dw_cm, tcm, oin)
+        res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
+        ctdi = res.ctdivol_mgy
+        if phantom != reg.ctdi_phantom_cm:
+            k = model.calibration.get(str(int(round(res.kvp / 20.0) * 20)), 2.0)
+            ctdi = ctdi * (k if reg.ctdi_phantom_cm == 16 else 1.0 / k)
+            res.notes.append(f"{region}: CTDIvol converted from the {phantom} cm to the {reg.ctdi_phantom_cm} cm "
+                             f"phantom (x {k if reg.ctdi_phantom_cm == 16 else 1 / k:.2f}, simulated CTDIw ratio)")
+        for o, r_o in zip(organs, ratio, strict=True):
+            if res.feature_status[region].get(o) != "ok" or o in res.organ_doses_mgy:
+                continue  # organ absent / too small in this scan, or already given by an earlier region
+            dose = float(r_o * ctdi)
+            rel = model.uncertainty.get(region, {}).get(o)
+            res.organ_doses_mgy[o] = {"dose": round(dose, 3), "method": "network",
+                                      "uncertainty": None if rel is None else round(dose * float(rel), 3),
+                                      "region": region}
+    res.timing_s["total"] = round(time.perf_counter() - t0, 3)
+    return res

@@ -1,0 +1,253 @@
+"""Radiomics organ dose: features (pyradiomics), the Monte Carlo segment decomposition, f-regression, the
+network, the operator's dose scaling and its SR groups. Expected values are geometry (sphere volume and
+diameter), closed forms (scipy's regression t statistic, the solid angle of a rectangle, a known linear
+law) or a second, independent Monte Carlo run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models.organ_dose.dataset import RegionData
+from models.organ_dose.train import export, f_regression, fit_region, predict
+from operators.common.dose_parameters import DoseParameters
+from operators.common.labels import ORGAN_BY_NAME
+from operators.radiomics_dose import features as F
+from operators.radiomics_dose.mc_segments import (
+    rect_solid_angle,
+    scan_dose_per_ctdivol,
+    segment_doses,
+    segment_weights_from_ma,
+)
+from operators.radiomics_dose.regions import REGIONS, organ_tcm_factors
+
+
+def _sphere(r_mm=40.0, sp=(5.0, 1.5, 1.5), shape=(30, 80, 80), seed=0):
+    z, y, x = np.mgrid[0:shape[0], 0:shape[1], 0:shape[2]]
+    c = np.array(shape) * np.array(sp) / 2
+    m = ((z * sp[0] - c[0]) ** 2 + (y * sp[1] - c[1]) ** 2 + (x * sp[2] - c[2]) ** 2) <= r_mm**2
+    hu = np.where(m, 40.0, -1000.0) + np.random.default_rng(seed).normal(0, 10, m.shape)
+    return hu.astype(np.float32), m, sp
+
+
+def test_sphere_features_volume_diameter_sphericity():
+    hu, m, sp = _sphere()
+    f = F.organ_features(hu, sp, m, "liver")
+    assert f.status == "ok" and len(f.values) == 107
+    r = 40.0
+    assert f.values["original_shape_MeshVolume"] == pytest.approx(4 / 3 * math.pi * r**3, rel=0.03)
+    assert f.values["original_shape_Maximum3DDiameter"] == pytest.approx(2 * r, rel=0.1)
+    assert 0.8 < f.values["original_shape_Sphericity"] <= 1.0
+    assert f.values["original_firstorder_Median"] == pytest.approx(40.0, abs=8.0)
+    assert f.seconds < 10.0
+
+
+def test_empty_and_tiny_masks_give_a_status_not_a_crash():
+    hu, m, sp = _sphere()
+    e = F.organ_features(hu, sp, np.zeros_like(m), "lenses")
+    assert e.status == "empty" and all(math.isnan(v) for v in e.values.values())
+    tiny = np.zeros_like(m)
+    tiny[15, 40, 40:43] = True
+    assert F.organ_features(hu, sp, tiny, "lenses").status == "too_small"
+    assert len(F.feature_names()) == 107
+
+
+def test_f_regression_matches_the_regression_t_statistic():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 3))
+    y = 2.0 * x[:, 0] + 0.3 * x[:, 1] + rng.normal(size=60)
+    F_ = f_regression(x, y)
+    for j in range(3):
+        lr = stats.linregress(x[:, j], y)
+        assert F_[j] == pytest.approx((lr.slope / lr.stderr) ** 2, rel=1e-6)
+    assert F_[0] > F_[1] > 0
+
+
+def test_solid_angle_of_a_rectangle_by_quadrature():
+    a, b = 0.4, 0.05
+    u, v = np.meshgrid(np.linspace(-a, a, 801), np.linspace(-b, b, 201), indexing="ij")
+    num = np.trapezoid(np.trapezoid((1 + u**2 + v**2) ** -1.5, v[0], axis=1), u[:, 0])
+    assert rect_solid_angle(a, b) == pytest.approx(num, rel=1e-5)
+
+
+def test_segment_weights_and_linear_combination():
+    z = np.arange(0.0, 100.0, 5.0)  # 20 slices
+    ma = np.where(z < 40, 100.0, 300.0)
+    w = segment_weights_from_ma([0, 40], [40, 95], z, ma)
+    assert w == pytest.approx([100 / ma.mean(), 300 / ma.mean()])
+    assert organ_tcm_factors(np.ones((20, 2)), np.full(20, 150.0)) == pytest.approx([1.0, 1.0])
+
+    class S:  # two segments, two organs
+        dose = np.array([[1.0, 2.0], [3.0, 4.0]])
+        sigma = np.array([[0.1, 0.1], [0.2, 0.2]])
+        length_frac = np.array([1.0, 0.5])
+    d, s = scan_dose_per_ctdivol(S, 2.0, weights=[1.0, 2.0])
+    assert d == pytest.approx([(1 * 1 + 3 * 1) / 2, (2 + 4) / 2])
+    d1, _ = scan_dose_per_ctdivol(S, 2.0, slice(0, 1))
+    d2, _ = scan_dose_per_ctdivol(S, 2.0, slice(1, 2))
+    assert d1 + d2 == pytest.approx(scan_dose_per_ctdivol(S, 2.0)[0])
+
+
+def _water_cylinder():
+    """20 slices of 5 mm, 64 x 64 pixels of 5 mm: a 24 cm water cylinder with a 'liver' and a 'kidneys'
+    insert (ALL_ORGANS ids), couch-free."""
+    nz, n, px = 20, 64, 5.0
+    yy, xx = np.mgrid[0:n, 0:n]
+    c = (n - 1) / 2
+    r = np.hypot(yy - c, xx - c) * px
+    hu = np.where(r <= 120.0, 0.0, -1000.0).astype(np.float32)[None].repeat(nz, 0)
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[4:16][:, (np.hypot(yy - c, xx - c - 8) * px <= 40.0)] = ORGAN_BY_NAME["liver"].id
+    lab[8:12][:, (np.hypot(yy - c + 14, xx - c) * px <= 20.0)] = ORGAN_BY_NAME["kidneys"].id
+    aff = np.diag([px, px, -5.0, 1.0])
+    aff[:3, 3] = (-c * px, -c * px, 50.0)
+    return hu, aff, lab
+
+
+@pytest.mark.slow
+def test_narrowed_fan_and_segments_reproduce_a_full_fan_run():
+    """Organ doses per nominal photon with the fan narrowed to the patient equal those of the full 50 degree
+    fan (independent runs: agreement within 4 sigma)."""
+    hu, aff, lab = _water_cylinder()
+    kw = dict(bowtie="body", n_per_segment=60_000, n_batches=10)
+    a = segment_doses(hu, aff, lab, ["liver", "kidneys"], 120.0, restrict_fan=True, seed=3, **kw)
+    b = segment_doses(hu, aff, lab, ["liver", "kidneys"], 120.0, restrict_fan=False, seed=99, **kw)
+    assert a.info["solid_angle_factor"] < 0.9 and b.info["solid_angle_factor"] == 1.0
+    da, sa = a.dose.sum(0), np.sqrt((a.sigma**2).sum(0))
+    db, sb = b.dose.sum(0), np.sqrt((b.sigma**2).sum(0))
+    assert np.all(np.abs(da - db) < 4 * np.hypot(sa, sb)), (da, db, sa, sb)
+    assert len(a.z0_mm) == 3 and a.length_frac[-1] < 1.0  # 95 mm of slice centres in 40 mm segments
+
+
+def _synthetic_region(n_pat=40, per=4, seed=0):
+    """A known law: log(dose/CTDIvol/tcm) = 0.25 z_a - 0.15 z_b + c_o + 0.1 (kVp-110)/30, z ~ N(0, 1), other
+    features noise; two organs of the abdomen region with real feature names."""
+    rng = np.random.default_rng(seed)
+    names = [f"{r}:{f}" for r in ("liver", "kidneys") for f in F.feature_names()[:60]]
+    n = n_pat * per
+    X = rng.normal(size=(n, len(names)))
+    kvp = rng.choice([80.0, 100.0, 120.0, 140.0], n)
+    tcm = rng.uniform(0.8, 1.2, (n, 2))
+    c = np.array([0.1, -0.2])
+    logy = 0.25 * X[:, [3]] - 0.15 * X[:, [70]] + c + 0.1 * ((kvp - 110) / 30)[:, None]
+    y = np.exp(logy) * tcm
+    return RegionData("abdomen", ["liver", "kidneys"], names, X, kvp, tcm, np.full(n, 28.0),
+                      np.full((n, 2), 28.0), np.full((n, 2), 2.0), y,
+                      np.zeros_like(y), np.ones(n), np.repeat(np.arange(n_pat), per), np.zeros(n))
+
+
+def test_network_recovers_a_known_relation():
+    d = _synthetic_region()
+    tr = np.nonzero(d.patient < 32)[0]
+    te = np.nonzero(d.patient >= 32)[0]
+    fitted = fit_region(d, tr, seed=0, epochs=200, n_select=10)
+    assert d.feature_names[3] in fitted.selected[:2] and d.feature_names[70] in fitted.selected[:2]
+    p = predict(fitted, d, te)
+    mape = np.mean(np.abs(p - d.y[te]) / d.y[te])
+    base = np.mean(np.abs(np.exp(np.log(d.y[tr]).mean(0)) - d.y[te]) / d.y[te])
+    assert mape < 0.03 and mape < 0.2 * base, (mape, base)
+
+
+def test_operator_dose_scales_with_ctdivol_and_tcm(tmp_path):
+    from operators.radiomics_dose.inference import OrganDoseModel, predict_organ_doses
+    from operators.radiomics_dose.operator import measurement_groups
+
+    d = _synthetic_region(n_pat=12, per=2)
+    fitted = fit_region(d, np.arange(len(d.y)), seed=0, epochs=20)
+    (tmp_path / "configs").mkdir()
+    s = export(fitted, "abdomen", d, tmp_path / "models")
+    (tmp_path / "models" / "scalers.json").write_text(__import__("json").dumps({"abdomen": s}))
+    (tmp_path / "configs" / "metadata.json").write_text('{"name": "organ_dose", "version": "t"}')
+    model = OrganDoseModel(tmp_path)
+    hu, aff, lab = _water_cylinder()
+    hu[lab > 0] = 50.0
+    sp = (5.0, 5.0, 5.0)
+
+    def run(ctdi, ma=None):
+        dp = DoseParameters("header", 120.0, ctdi, None, 32, 100.0, tube_current_ma=ma)
+        return predict_organ_doses(model, hu, sp, lab, dp, regions=["abdomen"])
+
+    r1, r2 = run(5.0), run(10.0)
+    assert set(r1.organ_doses_mgy) == {"liver", "kidneys"}
+    for o in r1.organ_doses_mgy:
+        assert r2.organ_doses_mgy[o]["dose"] == pytest.approx(2 * r1.organ_doses_mgy[o]["dose"], rel=1e-3)
+    # the kidneys sit on slices 8-11 only: raising the mA there raises their dose by their TCM factor
+    ma = np.full(hu.shape[0], 100.0)
+    ma[8:12] = 200.0
+    r3 = run(5.0, ma)
+    f = organ_tcm_factors(np.stack([np.isin(lab, [ORGAN_BY_NAME[o].id]).sum((1, 2)) for o in ("liver", "kidneys")],
+                                   1).astype(float), ma)
+    assert r3.organ_doses_mgy["kidneys"]["dose"] == pytest.approx(f[1] * r1.organ_doses_mgy["kidneys"]["dose"],
+                                                                  rel=1e-3)
+    assert r1.ssde_mgy is not None and r1.dose_source == "header"
+    groups = measurement_groups(r1.to_json())
+    assert groups[0].measurements[0].value == 5.0
+    organ_groups = {g.tracking_id: g for g in groups[1:]}
+    g = organ_groups["organ_dose_liver_network"]
+    assert g.measurements[0].unit == "mGy" and g.measurements[0].value == r1.organ_doses_mgy["liver"]["dose"]
+    assert g.finding_site == ORGAN_BY_NAME["liver"].code
+
+
+def test_region_table_matches_the_paper():
+    assert REGIONS["head"].organs == ("brain", "eyes", "lenses", "optic_nerves", "pituitary_gland")
+    assert set(REGIONS["chest"].organs) == {"lungs", "heart", "esophagus", "trachea", "spinal_cord"}
+    assert {"liver", "stomach", "kidneys", "pancreas", "spinal_cord"} <= set(REGIONS["abdomen"].organs)
+    assert all(o in ORGAN_BY_NAME for r in REGIONS.values() for o in r.organs)
+    assert torch.get_num_threads() >= 1
+
+
+def test_committed_bundle_loads_and_predicts():
+    from operators.common.paths import REPO_ROOT
+    from operators.radiomics_dose.inference import OrganDoseModel
+
+    model = OrganDoseModel(REPO_ROOT / "models" / "organ_dose")
+    assert set(model.models) == {"head", "chest", "abdomen"}
+    for region, s in model.scalers.items():
+        assert s["organs"] == list(REGIONS[region].organs)
+        assert len(s["inputs"]) == 100 + 2 + 2 * len(s["organs"])
+        assert set(model.uncertainty[region]) == set(s["organs"])
+        ones = np.ones(len(s["organs"]))
+        r = model.predict_region(region, {}, 120.0, 25.0, ones)  # all radiomics inputs missing
+        assert np.all(np.isfinite(r)) and np.all((r > 0.1) & (r < 5.0))
+        assert model.predict_region(region, {}, 120.0, 25.0, 2 * ones) == pytest.approx(2 * r, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_app_end_to_end_with_a_dose_report(demo_study, tmp_path):
+    """apps/organ_dose on the demo study plus a real Siemens RDSR re-labelled to the study: doses from the
+    report's CTDIvol, TID 1500 SR that dciodvfy accepts."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    import pydicom
+    from _dicom_checks import dciodvfy
+
+    from operators.common.paths import REPO_ROOT, shared_data_dir
+
+    src = shared_data_dir() / "rdsr" / "CT-RDSR-Siemens-Multi-3.dcm"
+    if not src.exists() or shutil.which("dciodvfy") is None:
+        pytest.skip("shared RDSR sample or dciodvfy absent")
+    study = tmp_path / "study"
+    shutil.copytree(demo_study.dicom_dir, study)
+    any_ct = pydicom.dcmread(next(study.glob("*.dcm")), stop_before_pixels=True)
+    rd = pydicom.dcmread(src)
+    rd.StudyInstanceUID = any_ct.StudyInstanceUID
+    rd.save_as(study / "rdsr.dcm")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "apps" / "organ_dose"), "-i", str(study), "-o", str(out)],
+                       capture_output=True, text=True, timeout=500)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["dose_source"] == "rdsr" and res["ctdivol_mgy"] in (8.13, 7.02)
+    assert res["organ_doses_mgy"] and all(d["method"] == "network" and d["dose"] > 0
+                                          for d in res["organ_doses_mgy"].values())
+    errors, _ = dciodvfy(out / "organ_dose_sr.dcm")
+    assert not errors, errors
+    assert (out / "organ_dose.png").is_file()
