@@ -4,6 +4,9 @@
       -> GrayNet range (body parts, age / sex / weight estimates, ICRP-110 scan range; gates the rest)
       -> body composition (waist and L3 metrics; a scan without the waist gives status "not_evaluable" with the
          reason, the report says "not in field of view" and everything else still runs)
+      -> organ segmentation (one Res-UNet per organ, only organs inside the range; the others are reported
+         "not in field of view") -> anchor post-process -> organ results, overlay, organ SEG
+      -> radiomics organ dose (features -> per-region networks; RDSR or header dose parameters) -> organ-dose SR
       -> writers: range SR, body-composition SEG + SR (referencing the SEG)
       -> report (report.html, report.pdf) -> DICOM Encapsulated PDF (report_pdf.dcm, references the source series)
       -> results.json (every section, report summary, outputs, per-operator times) + selection_report.json
@@ -23,11 +26,16 @@ from pathlib import Path
 import yaml
 
 from apps.base import CorpusCTApp
+from operators.anchor_postprocess.operator import AnchorPostprocessOperator
 from operators.body_composition.operator import BodyCompositionOperator
+from operators.common.labels import ALL_ORGANS
 from operators.dicom_output.operator import PDFWriterOperator, SegWriterOperator, SRWriterOperator
 from operators.graynet_range.operator import GrayNetRangeOperator
+from operators.organ_segmentation.inference import bundle_versions
+from operators.organ_segmentation.operator import OrganResultsOperator, OrganSegmentationOperator
 from operators.pacs_sender.operator import PacsSenderOperator
 from operators.pacs_sender.sender import PacsDestination
+from operators.radiomics_dose.operator import RadiomicsDoseOperator
 from operators.report.operator import ReportOperator
 from operators.report.timing import OperatorTimings, timed
 from operators.results_writer.operator import JSONResultsWriterOperator
@@ -91,22 +99,41 @@ class WholeBodyApp(CorpusCTApp):
         written = {"range_sr": (range_sr, "dicom_files"), "body_composition_seg": (bc_seg, "dicom_files"),
                    "body_composition_sr": (bc_sr, "dicom_files")}
 
-        # ---- EXTENSION POINT (lead): organ segmentation, anchor post-process, radiomics dose, Monte Carlo -------
-        # Add each operator here with self.op(...) and register its outputs in the three tables above, e.g.
-        #   organs = self.op(OrganSegmentationOperator, ...); self.add_flow(graynet, organs, {("scan_range", ...)})
-        #   anchor = self.op(AnchorPostprocessOperator, ...); self.add_flow(organs, anchor, {...})
-        #   sections["organs"] = (anchor, "results")            # {"organs": {name: {volume_ml, mean_hu, status}}}
-        #   images["organ_labels"] = (anchor, "label_map")      # organ label map on the CT grid
-        #   written["organs_seg"] = (organ_seg_writer, "dicom_files")
-        #   sections["organ_dose"] = (dose, "results")          # {"organ_doses_mgy": ..., "ctdivol_mgy", ...}
-        #   Monte Carlo (optional): its organ doses go into the same "organ_dose" results (method
-        #   "monte_carlo"); its RT Dose writer into ``written``.
-        # The report shows a section as soon as its results arrive; unwired sections say "not run".
-        # ----------------------------------------------------------------------------------------------------------
+        # Organs: per-organ Res-UNets inside the GrayNet range -> anchor post-process -> SEG, results, overlay.
+        organs = self.op(OrganSegmentationOperator, models_dir=md, organs=self.config.get("organs"),
+                         name="organ_segmentation")
+        self.add_flow(graynet, organs, {("scan_range", "scan_range")})
+        anchor = self.op(AnchorPostprocessOperator, name="anchor_postprocess")
+        self.add_flow(organs, anchor, {("segmentation", "segmentation")})
+        organ_results = self.op(OrganResultsOperator, output_folder=out, app_name=APP_NAME, name="organ_results")
+        self.add_flow(anchor, organ_results, {("segmentation", "segmentation")})
+        organ_seg = self.op(SegWriterOperator, output_folder=out, label_table=ALL_ORGANS, filename="organs_seg.dcm",
+                            algorithm_name="CorpusCT organ segmentation (2D Res-UNet per organ)",
+                            model_versions=bundle_versions(md, self.config.get("organs")),
+                            description="CorpusCT organ segmentation", name="organ_seg_writer")
+        self.add_flow(anchor, organ_seg, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
+        sections["organs"] = (organ_results, "results")
+        images["organ_labels"] = (anchor, "label_map")
+        written["organs_seg"] = (organ_seg, "dicom_files")
+
+        # Organ doses: radiomics features of the segmented organs -> per-region networks (dose parameters from
+        # the study's RDSR when present, else the image headers) -> SR; the report shows them beside CTDIvol/SSDE.
+        dose = self.op(RadiomicsDoseOperator, models_dir=md, app_name=APP_NAME, study_folder=self.input_dir,
+                       name="radiomics_dose")
+        self.add_flow(anchor, dose, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
+        dose_sr = self.op(SRWriterOperator, output_folder=out, filename="organ_dose_sr.dcm",
+                          algorithm_name="CorpusCT radiomics organ dose", description="CorpusCT organ dose",
+                          name="organ_dose_sr_writer")
+        self.add_flow(anchor, dose_sr, {("ct_volume", "ct_volume")})
+        self.add_flow(dose, dose_sr, {("measurement_groups", "measurement_groups")})
+        sections["organ_dose"] = (dose, "results")
+        written["organ_dose_sr"] = (dose_sr, "dicom_files")
+        # Monte Carlo is the organ-dose app's reference option (apps/organ_dose --mc); the whole-body app runs the
+        # network only, to stay within its time budget.
 
         report = self.op(ReportOperator, output_folder=out, sections=tuple(sections), images=tuple(images),
                          written=tuple(written), timings=self.timings, app_name=APP_NAME, name="report",
-                         extra_files=("results.json", "selection_report.json", "body_composition.png"))
+                         extra_files=("results.json", "selection_report.json", "body_composition.png", "organs.png"))
         self.add_flow(to_volume, report, {("ct_volume", "ct_volume")})
         for port, (src, src_port) in {**sections, **images, **written}.items():
             self.add_flow(src, report, {(src_port, port)})
