@@ -3,7 +3,7 @@ PY      ?= python3.11
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 DEMO_DIR ?= build/demo
-APP     ?= range_selector
+APP     ?= whole_body
 
 .PHONY: setup test test-all lint demo demo-study bench clean map map-base map-check
 
@@ -48,7 +48,7 @@ map-check: setup
 
 # Speed benchmarks (minutes). Accuracy evaluations run on their own: benchmarks/tg195.py (TG-195 at full
 # statistics), benchmarks/eval_*.py (model metrics), benchmarks/bench_pacs.py (needs Orthanc and netns).
-BENCHES ?= bench_phantom bench_series_load bench_graynet bench_mc
+BENCHES ?= bench_phantom bench_series_load bench_graynet bench_organ_segmentation bench_organ_dose bench_mc
 bench: setup
 	ulimit -s 32768 2>/dev/null; for b in $(BENCHES); do $(VPY) benchmarks/$$b.py || exit 1; done
 

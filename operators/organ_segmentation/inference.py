@@ -37,7 +37,7 @@ import torch
 
 from operators.common.bundle import bundle_name_version, load_torchscript_bundle
 from operators.common.errors import ModelError
-from operators.common.labels import ORGAN_BY_NAME, ORGANS
+from operators.common.labels import ALL_ORGANS, ORGAN_BY_NAME
 from operators.common.volume import CTVolume
 
 from . import preprocess as pp
@@ -232,12 +232,13 @@ def available_organs(bundles_dir: str | Path) -> list[str]:
 
 
 def load_organ_models(bundles_dir: str | Path, organs=None) -> dict[str, OrganModel]:
-    """{organ: OrganModel} for ``organs`` (default: every one of the 23 ORGANS with a bundle). A requested
+    """{organ: OrganModel} for ``organs`` (default: every organ of ALL_ORGANS with a bundle: the paper's 23 plus
+    the lenses, optic nerves, pituitary gland and trachea that organ dose needs). A requested
     organ without a bundle is a ModelError naming it."""
     bd = Path(bundles_dir)
     have = available_organs(bd)
     if organs is None:
-        organs = [lab.name for lab in ORGANS if lab.name in have]
+        organs = [lab.name for lab in ALL_ORGANS if lab.name in have]
     missing = [o for o in organs if o not in have]
     unknown = [o for o in organs if o not in ORGAN_BY_NAME]
     if unknown:
@@ -338,7 +339,7 @@ def bundle_versions(models_dir: str | Path, organs=None) -> dict[str, str]:
 
     bd = find_bundles_dir(models_dir)
     have = available_organs(bd)
-    names = [lab.name for lab in ORGANS if lab.name in have] if organs is None else [o for o in organs if o in have]
+    names = [lab.name for lab in ALL_ORGANS if lab.name in have] if organs is None else [o for o in organs if o in have]
     out = {}
     for o in names:
         try:

@@ -6,7 +6,7 @@
     out: ``segmentation`` ((CTVolume, OrganSegmentation)), ``ct_volume``, ``label_map`` (uint8 (z, y, x) ALL_ORGANS
          ids on the CT grid)
     config: ``models_dir`` (per-organ bundles in models_dir/organ_segmentation/bundles/<organ>/), ``organs``
-         (subset; default every one of the 23 ORGANS with a bundle), ``label_map_bundle`` + ``label_mapping``
+         (subset; default every organ of ALL_ORGANS with a bundle), ``label_map_bundle`` + ``label_mapping``
          {bundle id: organ name} (+ ``bundle_options``: axes, spacing_mm, intensity, roi_size; backends.py) to run
          a site's multi-class MONAI bundle for the organs it maps, ``margin_mm``, ``threads`` (default: the
          available cores).
