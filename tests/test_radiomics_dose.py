@@ -251,3 +251,19 @@ def test_app_end_to_end_with_a_dose_report(demo_study, tmp_path):
     errors, _ = dciodvfy(out / "organ_dose_sr.dcm")
     assert not errors, errors
     assert (out / "organ_dose.png").is_file()
+
+
+def test_region_slices_cut_a_long_scan_to_the_region_organs_plus_margin():
+    from operators.common.labels import ORGAN_BY_NAME
+    from operators.radiomics_dose.inference import region_slices
+
+    lab = np.zeros((400, 8, 8), np.uint8)
+    lab[100:151, 2:5, 2:5] = ORGAN_BY_NAME["liver"].id
+    lab[20:380, 4, 4] = ORGAN_BY_NAME["spinal_cord"].id  # runs through every region: does not widen the cut
+    zs = region_slices(lab, ["liver", "spinal_cord"], slice_spacing_mm=5.0, margin_mm=100.0)
+    assert (zs.start, zs.stop) == (80, 171)
+    # near the scan ends the cut stops at the scan; no organ of the region: the whole scan
+    lab2 = np.zeros((60, 8, 8), np.uint8)
+    lab2[5:10] = ORGAN_BY_NAME["liver"].id
+    assert region_slices(lab2, ["liver"], 5.0, 100.0) == slice(0, 30)
+    assert region_slices(np.zeros((60, 8, 8), np.uint8), ["liver"], 5.0) == slice(0, 60)

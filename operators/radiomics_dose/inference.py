@@ -113,6 +113,27 @@ def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float =
     return sorted((r for r, f in frac.items() if f >= min_fraction), key=lambda r: -frac[r])
 
 
+REGION_MARGIN_MM = 100.0
+
+
+def region_slices(label_map: np.ndarray, organs, slice_spacing_mm: float,
+                  margin_mm: float = REGION_MARGIN_MM) -> slice:
+    """The slices a region's network sees: the z extent of its organs (the spinal cord, which runs through every
+    region, excluded) plus ``margin_mm`` each side, within the scan. The networks were trained on region scans
+    (head, chest, abdomen); a longer scan (e.g. whole body) is cut to the region so that its features, water-
+    equivalent diameter and scan-end margins are those of a region scan. Scatter from the rest of a longer scan
+    is therefore not modelled (organ doses of long scans read low by that share)."""
+    own = [o for o in organs if o != "spinal_cord"] or list(organs)
+    present = np.zeros(label_map.shape[0], bool)
+    for o in own:
+        present |= organ_mask(label_map, o).any(axis=(1, 2))
+    k = np.nonzero(present)[0]
+    if k.size == 0:
+        return slice(0, label_map.shape[0])
+    m = int(round(margin_mm / max(abs(slice_spacing_mm), 1e-6)))
+    return slice(max(int(k[0]) - m, 0), min(int(k[-1]) + m + 1, label_map.shape[0]))
+
+
 def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, dose_params,
                         regions: list[str] | None = None, slice_z_mm=None) -> OrganDoseResult:
     """Organ doses (mGy) of the scan ``hu`` (z, y, x HU) with its ALL_ORGANS ``label_map`` and
@@ -148,17 +169,21 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
             continue
         reg = REGIONS[region]
         organs = list(model.scalers[region]["organs"])  # the bundle's outputs, in its order
+        zs = region_slices(label_map, organs, float(spacing_zyx_mm[0]))
+        hu_r, lab_r = hu[zs], label_map[zs]
         t = time.perf_counter()
-        feats = F.region_features(hu, spacing_zyx_mm, label_map, organs, include_body=True)
+        feats = F.region_features(hu_r, spacing_zyx_mm, lab_r, organs, include_body=True)
         res.timing_s[f"features_{region}"] = round(time.perf_counter() - t, 3)
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
-        mass = organ_slice_mass(label_map, organs)
-        tcm = organ_tcm_factors(mass, ma)
-        odw, margin = organ_geometry(mass, dw_slices * 10.0, slice_z_mm)
+        mass = organ_slice_mass(lab_r, organs)
+        tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
+        odw, margin = organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs])
         oin = {**{f"organ_dw_cm:{o}": v for o, v in zip(organs, odw, strict=True)},
                **{f"organ_margin_cm:{o}": v for o, v in zip(organs, margin, strict=True)}}
+        dw_r = dw_slices[zs]
+        dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
         t = time.perf_counter()
-        ratio = model.predict_region(region, feats, res.kvp, dw_cm, tcm, oin)
+        ratio = model.predict_region(region, feats, res.kvp, dw_region_cm, tcm, oin)
         res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
         ctdi = res.ctdivol_mgy
         if phantom != reg.ctdi_phantom_cm:
