@@ -3,7 +3,7 @@
 #  1. starts dockerd if no engine answers;
 #  2. base image: $BASE_IMAGE if set, else python:3.11-slim-bookworm if present or pullable, else a local
 #     debootstrap image (packaging/make_base_image.sh, cached);
-#  3. brings the torch CPU wheel (/opt/wheels) and the machine's extra CA certificates
+#  3. brings the torch CPU wheel (/opt/wheels), a host-built pyradiomics-bhklab wheel and the machine's extra CA certificates
 #     (/usr/local/share/ca-certificates) into build/map-extras (git-ignored; builder stage only);
 #  4. docker build -t corpusct/APP:VERSION; checks the manifests, the user and the layout in the image;
 #  5. docker run on the demo study (input read-only, output mounted) and checks the outputs.
@@ -44,6 +44,11 @@ if [ "$VARIANT" = cpu ]; then
   for w in /opt/wheels/torch-2.13.0+cpu-cp311-*.whl; do
     [ -f "$w" ] && { [ -f "$EXTRAS/wheels/${w##*/}" ] || ln -f "$w" "$EXTRAS/wheels/" 2>/dev/null || cp "$w" "$EXTRAS/wheels/"; }
   done
+fi
+# Requirements published only as a C sdist (pyradiomics-bhklab) are built into wheels here, with the host's
+# compiler: the slim MAP builder stage has no gcc. pip in the image prefers these wheels.
+if grep -q '^pyradiomics-bhklab' "apps/$APP/requirements.txt" && ! ls "$EXTRAS"/wheels/pyradiomics_bhklab-*.whl >/dev/null 2>&1; then
+  .venv/bin/python -m pip wheel -q --no-deps -w "$EXTRAS/wheels" "$(grep -o '^pyradiomics-bhklab==[0-9.]*' "apps/$APP/requirements.txt")"
 fi
 rm -f "$EXTRAS/certs/"*.crt
 cp /usr/local/share/ca-certificates/*.crt "$EXTRAS/certs/" 2>/dev/null || true
