@@ -142,6 +142,30 @@ def _value(item):
     return None, None
 
 
+def _text(v, _unit):
+    return v or ""
+
+
+def _number(v, _unit):
+    return v
+
+
+def _count(v, _unit):
+    return int(v) if v is not None else 1
+
+
+# code value -> (IrradiationEvent attribute, conversion of (value, unit)) of the plain items of an acquisition
+_EVENT_FIELDS = {C[key]: (attr, convert) for key, attr, convert in (
+    ("protocol", "protocol", _text), ("target_region", "target_region", _text),
+    ("acq_type", "acquisition_type", _text), ("event_uid", "uid", _text), ("modulation", "modulation", _text),
+    ("exposure_time", "exposure_time_s", _number), ("pitch", "pitch", _number),
+    ("ctdivol", "ctdivol_mgy", _number), ("dlp", "dlp_mgycm", _number), ("n_sources", "n_sources", _count),
+    ("scanning_length", "scanning_length_mm", _to_mm), ("exposed_range", "exposed_range_mm", _to_mm),
+    ("reconstructable_length", "reconstructable_length_mm", _to_mm), ("top_z", "top_z_mm", _to_mm),
+    ("bottom_z", "bottom_z_mm", _to_mm), ("single_collimation", "single_collimation_mm", _to_mm),
+    ("total_collimation", "total_collimation_mm", _to_mm))}
+
+
 def _event(acq) -> IrradiationEvent:
     ev = IrradiationEvent()
 
@@ -149,40 +173,10 @@ def _event(acq) -> IrradiationEvent:
         for it in items:
             code, _ = _code(it)
             v, unit = _value(it)
-            if code == C["protocol"]:
-                ev.protocol = v or ""
-            elif code == C["target_region"]:
-                ev.target_region = v or ""
-            elif code == C["acq_type"]:
-                ev.acquisition_type = v or ""
-            elif code == C["event_uid"]:
-                ev.uid = v or ""
-            elif code == C["modulation"]:
-                ev.modulation = v or ""
-            elif code == C["exposure_time"]:
-                ev.exposure_time_s = v
-            elif code == C["scanning_length"]:
-                ev.scanning_length_mm = _to_mm(v, unit)
-            elif code == C["exposed_range"]:
-                ev.exposed_range_mm = _to_mm(v, unit)
-            elif code == C["reconstructable_length"]:
-                ev.reconstructable_length_mm = _to_mm(v, unit)
-            elif code == C["top_z"]:
-                ev.top_z_mm = _to_mm(v, unit)
-            elif code == C["bottom_z"]:
-                ev.bottom_z_mm = _to_mm(v, unit)
-            elif code == C["single_collimation"]:
-                ev.single_collimation_mm = _to_mm(v, unit)
-            elif code == C["total_collimation"]:
-                ev.total_collimation_mm = _to_mm(v, unit)
-            elif code == C["pitch"]:
-                ev.pitch = v
-            elif code == C["n_sources"]:
-                ev.n_sources = int(v) if v is not None else 1
-            elif code == C["ctdivol"]:
-                ev.ctdivol_mgy = v
-            elif code == C["dlp"]:
-                ev.dlp_mgycm = v
+            field = _EVENT_FIELDS.get(code)
+            if field is not None:
+                attr, convert = field
+                setattr(ev, attr, convert(v, unit))
             elif code == C["phantom"]:
                 ev.ctdi_phantom_cm = PHANTOM_CM.get(_code(it, "ConceptCodeSequence")[0])
             elif code == C["source_params"]:
