@@ -37,6 +37,31 @@ def silhouette(ax, lm: dict[str, float], height: float):
                               (sgn * 205 * s, isch - 80 * s), (sgn * 185 * s, sh - 80 * s)], closed=True, **kw))
 
 
+
+LANDMARKS_SHOWN = ("vertex", "skull_base", "lung_apex", "carina", "diaphragm_dome", "lowest_rib", "iliac_crest",
+                   "ischial_tuberosity", "knees", "ankles")
+
+
+def draw_range_on_reference(ax, phantom: str, start_cm: float, end_cm: float, uncertainty_cm: float, *,
+                            label_x: float = 300.0, x_max: float = 520.0, label_fontsize: float = 6.0) -> None:
+    """The ICRP-110 reference body (AM / AF) on ``ax`` with the scan range (dark band), its uncertainty (light
+    band) and the landmarks labelled; z in mm above the soles. ``label_x`` / ``x_max`` are in mm of a 1750 mm
+    body (scaled to the phantom's height)."""
+    lm = reference_landmarks(phantom)
+    h = table()["phantoms"][phantom]["height_cm"] * 10
+    silhouette(ax, lm, h)
+    lo, hi, u = start_cm * 10, end_cm * 10, uncertainty_cm * 10
+    ax.axhspan(lo - u, hi + u, color="#ff5050", alpha=0.15, lw=0)
+    ax.axhspan(lo, hi, color="#ff3030", alpha=0.35, lw=0)
+    for name in LANDMARKS_SHOWN:
+        ax.axhline(lm[name], color="#888888", lw=0.4, ls=":")
+        ax.text(label_x * h / 1750, lm[name], name.replace("_", " "), fontsize=label_fontsize, va="center")
+    ax.set_xlim(-300 * h / 1750, x_max * h / 1750)
+    ax.set_ylim(-20, h + 40)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+
+
 def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str = "") -> Path:
     import matplotlib
 
@@ -69,21 +94,7 @@ def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str =
     a1.set_yticks([])
     a1.set_title("body-part probability", fontsize=9)
     # reference body diagram
-    lm = reference_landmarks(sr.phantom)
-    h = table()["phantoms"][sr.phantom]["height_cm"] * 10
-    silhouette(a2, lm, h)
-    lo, hi = sr.start_cm * 10, sr.end_cm * 10
-    u = sr.uncertainty_cm * 10
-    a2.axhspan(lo - u, hi + u, color="#ff5050", alpha=0.15, lw=0)
-    a2.axhspan(lo, hi, color="#ff3030", alpha=0.35, lw=0)
-    for name in ("vertex", "skull_base", "lung_apex", "carina", "diaphragm_dome", "lowest_rib", "iliac_crest",
-                 "ischial_tuberosity", "knees", "ankles"):
-        a2.axhline(lm[name], color="#888888", lw=0.4, ls=":")
-        a2.text(300 * h / 1750, lm[name], name.replace("_", " "), fontsize=6, va="center")
-    a2.set_xlim(-300 * h / 1750, 520 * h / 1750)
-    a2.set_ylim(-20, h + 40)
-    a2.set_aspect("equal")
-    a2.set_xticks([])
+    draw_range_on_reference(a2, sr.phantom, sr.start_cm, sr.end_cm, sr.uncertainty_cm)
     a2.set_ylabel("ICRP-110 z (mm above the soles)")
     a2.set_title(f"ICRP-110 {sr.phantom}: {sr.start_cm:.1f}-{sr.end_cm:.1f} cm (+-{sr.uncertainty_cm:.1f})",
                  fontsize=9)

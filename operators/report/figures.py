@@ -105,30 +105,17 @@ def legend_png(label_table, ids: Sequence[int] | None = None, ncol: int = 3) -> 
 def range_diagram_png(scan_range_cm: Mapping, covered_parts: Sequence[str] | None = None) -> bytes:
     """The ICRP-110 reference body (AM / AF) with the scan range and its uncertainty, landmarks labelled
     (the diagram of operators/graynet_range/figure.py, drawn from the results dict alone)."""
-    from operators.graynet_range.figure import silhouette
-    from operators.graynet_range.reference import reference_landmarks, table
+    from operators.graynet_range.figure import draw_range_on_reference
 
     plt = _plt()
     phantom = str(scan_range_cm.get("phantom") or "AM").upper()
-    lm = reference_landmarks(phantom)
-    h = table()["phantoms"][phantom]["height_cm"] * 10
+    lo, hi = float(scan_range_cm["start"]), float(scan_range_cm["end"])
+    u = float(scan_range_cm.get("uncertainty") or 0.0)
     fig, ax = plt.subplots(figsize=(3.6, 5.6))
-    silhouette(ax, lm, h)
-    lo, hi = float(scan_range_cm["start"]) * 10, float(scan_range_cm["end"]) * 10
-    u = float(scan_range_cm.get("uncertainty") or 0.0) * 10
-    ax.axhspan(lo - u, hi + u, color="#ff5050", alpha=0.15, lw=0)
-    ax.axhspan(lo, hi, color="#ff3030", alpha=0.35, lw=0)
-    for name in ("vertex", "skull_base", "lung_apex", "carina", "diaphragm_dome", "lowest_rib", "iliac_crest",
-                 "ischial_tuberosity", "knees", "ankles"):
-        ax.axhline(lm[name], color="#888888", lw=0.4, ls=":")
-        ax.text(290 * h / 1750, lm[name], name.replace("_", " "), fontsize=6.5, va="center")
-    ax.set_xlim(-300 * h / 1750, 560 * h / 1750)
-    ax.set_ylim(-20, h + 40)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
+    draw_range_on_reference(ax, phantom, lo, hi, u, label_x=290.0, x_max=560.0, label_fontsize=6.5)
     ax.set_ylabel("ICRP-110 z (mm above the soles)", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"ICRP-110 {phantom}: {lo / 10:.1f} to {hi / 10:.1f} cm\n(+-{u / 10:.1f} cm)", fontsize=9)
+    ax.set_title(f"ICRP-110 {phantom}: {lo:.1f} to {hi:.1f} cm\n(+-{u:.1f} cm)", fontsize=9)
     return _png(fig)
 
 
