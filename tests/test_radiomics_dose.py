@@ -55,6 +55,19 @@ def test_empty_and_tiny_masks_give_a_status_not_a_crash():
     assert len(F.feature_names()) == 107
 
 
+def test_wanted_features_equal_the_full_extraction_and_skip_the_rest():
+    hu, m, sp = _sphere(r_mm=25.0, shape=(20, 50, 50))
+    full = F.organ_features(hu, sp, m, "liver")
+    wanted = {"original_glszm_ZoneEntropy", "original_shape_Sphericity", "original_firstorder_Median"}
+    part = F.organ_features(hu, sp, m, "liver", wanted)
+    assert part.status == "ok"
+    for k in wanted:
+        assert part.values[k] == pytest.approx(full.values[k], rel=1e-9)
+    computed = {k for k, v in part.values.items() if not math.isnan(v)}
+    assert computed == wanted  # e.g. no GLCM, GLRLM, GLDM or NGTDM feature was computed
+    assert F.organ_features(hu, sp, m, "liver", set()).status == "ok"  # an ROI the network reads no feature of
+
+
 def test_f_regression_matches_the_regression_t_statistic():
     from scipy import stats
 

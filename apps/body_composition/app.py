@@ -11,16 +11,16 @@ from __future__ import annotations
 from apps.base import CorpusCTApp
 from operators.body_composition.operator import BodyCompositionOperator
 from operators.dicom_output.operator import SegWriterOperator, SRWriterOperator
-from operators.graynet_range.operator import GrayNetRangeOperator
-from operators.results_writer.operator import JSONResultsWriterOperator
 
 APP_NAME = "body_composition"
 
 
 class BodyCompositionApp(CorpusCTApp):
+    APP_NAME = APP_NAME
+
     def compose(self):
         selector, to_volume = self.compose_intake()
-        graynet = GrayNetRangeOperator(self, models_dir=self.models_dir, app_name=APP_NAME, name="graynet_range")
+        graynet = self.compose_range(to_volume)
         bodycomp = BodyCompositionOperator(self, models_dir=self.models_dir, output_folder=self.output_dir,
                                            app_name=APP_NAME, name="body_composition")
         seg = SegWriterOperator(self, output_folder=self.output_dir, label_table="body_composition",
@@ -28,13 +28,8 @@ class BodyCompositionApp(CorpusCTApp):
         sr = SRWriterOperator(self, output_folder=self.output_dir, filename="body_composition_sr.dcm",
                               reference_seg=True, algorithm_name="CorpusCT body composition",
                               description="CorpusCT body composition", name="sr_writer")
-        writer = JSONResultsWriterOperator(self, output_folder=self.output_dir,
-                                           files={"selection_report": "selection_report.json",
-                                                  "results": "results.json"}, name="results_writer")
-        self.add_flow(selector, writer, {("selection_report", "selection_report")})
-        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
         self.add_flow(graynet, bodycomp, {("scan_range", "scan_range")})
         self.add_flow(bodycomp, seg, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
         self.add_flow(bodycomp, sr, {("ct_volume", "ct_volume"), ("measurement_groups", "measurement_groups")})
         self.add_flow(seg, sr, {("seg", "seg")})
-        self.add_flow(bodycomp, writer, {("results", "results")})
+        self.compose_results_writer(selector, bodycomp)

@@ -19,21 +19,19 @@ from __future__ import annotations
 import os
 
 from apps.base import CorpusCTApp
-from operators.anchor_postprocess.operator import AnchorPostprocessOperator
 from operators.dicom_output.operator import RTDoseWriterOperator, SRWriterOperator
-from operators.graynet_range.operator import GrayNetRangeOperator
-from operators.organ_segmentation.operator import OrganSegmentationOperator
 from operators.radiomics_dose.operator import (
     OrganDoseMergeOperator,
     OrganMasksOperator,
     RadiomicsDoseOperator,
 )
-from operators.results_writer.operator import JSONResultsWriterOperator
 
 APP_NAME = "organ_dose"
 
 
 class OrganDoseApp(CorpusCTApp):
+    APP_NAME = APP_NAME
+
     def __init__(self, *args, monte_carlo: bool | None = None, mc_histories: int | None = None, **kwargs):
         env = os.environ
         self.monte_carlo = bool(monte_carlo if monte_carlo is not None
@@ -43,27 +41,18 @@ class OrganDoseApp(CorpusCTApp):
 
     def compose(self):
         selector, to_volume = self.compose_intake()
-        graynet = GrayNetRangeOperator(self, models_dir=self.models_dir, app_name=APP_NAME, name="graynet_range")
-        organs = OrganSegmentationOperator(self, models_dir=self.models_dir, name="organ_segmentation")
-        anchor = AnchorPostprocessOperator(self, name="anchor_postprocess")
+        anchor = self.compose_organs(self.compose_range(to_volume))
         png = self.output_dir / "organ_dose.png"
         dose = RadiomicsDoseOperator(self, models_dir=self.models_dir, app_name=APP_NAME, study_folder=self.input_dir,
                                      report_png=None if self.monte_carlo else png, name="radiomics_dose")
         sr = SRWriterOperator(self, output_folder=self.output_dir, filename="organ_dose_sr.dcm",
                               algorithm_name="CorpusCT radiomics organ dose", description="CorpusCT organ dose",
                               name="sr_writer")
-        writer = JSONResultsWriterOperator(self, output_folder=self.output_dir,
-                                           files={"selection_report": "selection_report.json",
-                                                  "results": "results.json"}, name="results_writer")
-        self.add_flow(selector, writer, {("selection_report", "selection_report")})
-        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
-        self.add_flow(graynet, organs, {("scan_range", "scan_range")})
-        self.add_flow(organs, anchor, {("segmentation", "segmentation")})
         self.add_flow(anchor, dose, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
         self.add_flow(anchor, sr, {("ct_volume", "ct_volume")})
         if not self.monte_carlo:
             self.add_flow(dose, sr, {("measurement_groups", "measurement_groups")})
-            self.add_flow(dose, writer, {("results", "results")})
+            self.compose_results_writer(selector, dose)
             return
         from operators.mc_dose.operator import MCDoseOperator
 
@@ -78,6 +67,6 @@ class OrganDoseApp(CorpusCTApp):
         self.add_flow(mc, merge, {("mc_dose", "mc_dose")})
         self.add_flow(anchor, merge, {("ct_volume", "ct_volume")})
         self.add_flow(merge, sr, {("measurement_groups", "measurement_groups")})
-        self.add_flow(merge, writer, {("results", "results")})
+        self.compose_results_writer(selector, merge)
         self.add_flow(anchor, rtdose, {("ct_volume", "ct_volume")})
         self.add_flow(merge, rtdose, {("dose_grid", "dose_grid")})

@@ -18,14 +18,11 @@ import os
 from pathlib import Path
 
 from apps.base import CorpusCTApp
-from operators.anchor_postprocess.operator import AnchorPostprocessOperator
 from operators.common.errors import BadInputError
 from operators.common.labels import ALL_ORGANS
 from operators.dicom_output.operator import SegWriterOperator
-from operators.graynet_range.operator import GrayNetRangeOperator
 from operators.organ_segmentation.inference import bundle_versions
-from operators.organ_segmentation.operator import OrganResultsOperator, OrganSegmentationOperator
-from operators.results_writer.operator import JSONResultsWriterOperator
+from operators.organ_segmentation.operator import OrganResultsOperator
 
 APP_NAME = "organ_segmentation"
 
@@ -51,6 +48,8 @@ def settings_from_env(env=None) -> dict:
 
 
 class OrganSegmentationApp(CorpusCTApp):
+    APP_NAME = APP_NAME
+
     def __init__(self, input_dir: Path, output_dir: Path, models_dir: Path | None = None, rules=None, *,
                  organs=None, write_stl: bool | None = None, label_map_bundle: Path | None = None,
                  label_mapping: dict | None = None, bundle_options: dict | None = None,
@@ -66,11 +65,10 @@ class OrganSegmentationApp(CorpusCTApp):
 
     def compose(self):
         selector, to_volume = self.compose_intake()
-        graynet = GrayNetRangeOperator(self, models_dir=self.models_dir, app_name=APP_NAME, name="graynet_range")
-        organs = OrganSegmentationOperator(self, models_dir=self.models_dir, organs=self.organs,
-                                           label_map_bundle=self.label_map_bundle, label_mapping=self.label_mapping,
-                                           bundle_options=self.bundle_options, name="organ_segmentation")
-        anchor = AnchorPostprocessOperator(self, enabled=self.postprocess_enabled, name="anchor_postprocess")
+        graynet = self.compose_range(to_volume)
+        anchor = self.compose_organs(graynet, self.organs, self.postprocess_enabled,
+                                     label_map_bundle=self.label_map_bundle, label_mapping=self.label_mapping,
+                                     bundle_options=self.bundle_options)
         results = OrganResultsOperator(self, output_folder=self.output_dir, app_name=APP_NAME,
                                        write_stl=self.write_stl, name="organ_results")
         versions = {**graynet.model_versions(), **bundle_versions(self.models_dir, self.organs)}
@@ -78,13 +76,6 @@ class OrganSegmentationApp(CorpusCTApp):
                                 algorithm_name="CorpusCT organ segmentation (2D Res-UNet per organ)",
                                 model_versions=versions, description="CorpusCT organ segmentation",
                                 name="seg_writer")
-        writer = JSONResultsWriterOperator(self, output_folder=self.output_dir,
-                                           files={"selection_report": "selection_report.json",
-                                                  "results": "results.json"}, name="results_writer")
-        self.add_flow(selector, writer, {("selection_report", "selection_report")})
-        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
-        self.add_flow(graynet, organs, {("scan_range", "scan_range")})
-        self.add_flow(organs, anchor, {("segmentation", "segmentation")})
         self.add_flow(anchor, results, {("segmentation", "segmentation")})
         self.add_flow(anchor, seg, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
-        self.add_flow(results, writer, {("results", "results")})
+        self.compose_results_writer(selector, results)

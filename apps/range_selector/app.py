@@ -11,23 +11,19 @@ from __future__ import annotations
 
 from apps.base import CorpusCTApp
 from operators.dicom_output.operator import SRWriterOperator
-from operators.graynet_range.operator import GrayNetRangeOperator, RangeFigureOperator
-from operators.results_writer.operator import JSONResultsWriterOperator
+from operators.graynet_range.operator import RangeFigureOperator
 
 APP_NAME = "range_selector"
 
 
 class RangeSelectorApp(CorpusCTApp):
+    APP_NAME = APP_NAME
+
     def compose(self):
         selector, to_volume = self.compose_intake()
-        graynet = GrayNetRangeOperator(self, models_dir=self.models_dir, app_name=APP_NAME, name="graynet_range")
+        graynet = self.compose_range(to_volume)
+        self.compose_results_writer(selector, graynet)
         figure = RangeFigureOperator(self, output_folder=self.output_dir, name="range_figure")
-        writer = JSONResultsWriterOperator(self, output_folder=self.output_dir,
-                                           files={"selection_report": "selection_report.json",
-                                                  "results": "results.json"}, name="results_writer")
-        self.add_flow(selector, writer, {("selection_report", "selection_report")})
-        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
-        self.add_flow(graynet, writer, {("results", "results")})
         self.add_flow(graynet, figure, {("scan_range", "scan_range")})
         sr_writer = SRWriterOperator(self, output_folder=self.output_dir, filename="range_sr.dcm",
                                      description="CorpusCT GrayNet body parts and scan range",

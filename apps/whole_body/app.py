@@ -26,19 +26,16 @@ from pathlib import Path
 import yaml
 
 from apps.base import CorpusCTApp
-from operators.anchor_postprocess.operator import AnchorPostprocessOperator
 from operators.body_composition.operator import BodyCompositionOperator
 from operators.common.labels import ALL_ORGANS
 from operators.dicom_output.operator import PDFWriterOperator, SegWriterOperator, SRWriterOperator
-from operators.graynet_range.operator import GrayNetRangeOperator
 from operators.organ_segmentation.inference import bundle_versions
-from operators.organ_segmentation.operator import OrganResultsOperator, OrganSegmentationOperator
+from operators.organ_segmentation.operator import OrganResultsOperator
 from operators.pacs_sender.operator import PacsSenderOperator
 from operators.pacs_sender.sender import PacsDestination
 from operators.radiomics_dose.operator import RadiomicsDoseOperator
 from operators.report.operator import ReportOperator
 from operators.report.timing import OperatorTimings, timed
-from operators.results_writer.operator import JSONResultsWriterOperator
 
 APP_NAME = "whole_body"
 APP_YAML = Path(__file__).resolve().parent / "app.yaml"
@@ -65,28 +62,29 @@ class WholeBodyApp(CorpusCTApp):
         self.config = app_configuration() if config is None else dict(config)
         super().__init__(*args, **kwargs)
 
-    def op(self, cls, *args, **kwargs):
+    APP_NAME = APP_NAME
+
+    def make(self, cls, *args, **kwargs):
         """Construct operator ``cls`` with its compute timed into ``self.timings``."""
         return timed(cls, self.timings)(self, *args, **kwargs)
 
     def compose(self):
         out, md = self.output_dir, self.models_dir
-        selector, to_volume = self.compose_intake(make=self.op)
-        graynet = self.op(GrayNetRangeOperator, models_dir=md, app_name=APP_NAME, name="graynet_range")
-        self.add_flow(to_volume, graynet, {("ct_volume", "ct_volume")})
-        range_sr = self.op(SRWriterOperator, output_folder=out, filename="range_sr.dcm",
+        selector, to_volume = self.compose_intake()
+        graynet = self.compose_range(to_volume)
+        range_sr = self.make(SRWriterOperator, output_folder=out, filename="range_sr.dcm",
                            description="CorpusCT GrayNet body parts and scan range",
                            algorithm_name="CorpusCT GrayNet range selector", model_versions=graynet.model_versions(),
                            name="range_sr_writer")
         self.add_flow(to_volume, range_sr, {("ct_volume", "ct_volume")})
         self.add_flow(graynet, range_sr, {("measurement_groups", "measurement_groups")})
 
-        bodycomp = self.op(BodyCompositionOperator, models_dir=md, output_folder=out, app_name=APP_NAME,
+        bodycomp = self.make(BodyCompositionOperator, models_dir=md, output_folder=out, app_name=APP_NAME,
                            name="body_composition")
         self.add_flow(graynet, bodycomp, {("scan_range", "scan_range")})
-        bc_seg = self.op(SegWriterOperator, output_folder=out, label_table="body_composition",
+        bc_seg = self.make(SegWriterOperator, output_folder=out, label_table="body_composition",
                          algorithm_name="CorpusCT body composition 3D U-Net", name="body_composition_seg_writer")
-        bc_sr = self.op(SRWriterOperator, output_folder=out, filename="body_composition_sr.dcm", reference_seg=True,
+        bc_sr = self.make(SRWriterOperator, output_folder=out, filename="body_composition_sr.dcm", reference_seg=True,
                         algorithm_name="CorpusCT body composition", description="CorpusCT body composition",
                         name="body_composition_sr_writer")
         self.add_flow(bodycomp, bc_seg, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
@@ -100,14 +98,10 @@ class WholeBodyApp(CorpusCTApp):
                    "body_composition_sr": (bc_sr, "dicom_files")}
 
         # Organs: per-organ Res-UNets inside the GrayNet range -> anchor post-process -> SEG, results, overlay.
-        organs = self.op(OrganSegmentationOperator, models_dir=md, organs=self.config.get("organs"),
-                         name="organ_segmentation")
-        self.add_flow(graynet, organs, {("scan_range", "scan_range")})
-        anchor = self.op(AnchorPostprocessOperator, name="anchor_postprocess")
-        self.add_flow(organs, anchor, {("segmentation", "segmentation")})
-        organ_results = self.op(OrganResultsOperator, output_folder=out, app_name=APP_NAME, name="organ_results")
+        anchor = self.compose_organs(graynet, self.config.get("organs"))
+        organ_results = self.make(OrganResultsOperator, output_folder=out, app_name=APP_NAME, name="organ_results")
         self.add_flow(anchor, organ_results, {("segmentation", "segmentation")})
-        organ_seg = self.op(SegWriterOperator, output_folder=out, label_table=ALL_ORGANS, filename="organs_seg.dcm",
+        organ_seg = self.make(SegWriterOperator, output_folder=out, label_table=ALL_ORGANS, filename="organs_seg.dcm",
                             algorithm_name="CorpusCT organ segmentation (2D Res-UNet per organ)",
                             model_versions=bundle_versions(md, self.config.get("organs")),
                             description="CorpusCT organ segmentation", name="organ_seg_writer")
@@ -118,10 +112,10 @@ class WholeBodyApp(CorpusCTApp):
 
         # Organ doses: radiomics features of the segmented organs -> per-region networks (dose parameters from
         # the study's RDSR when present, else the image headers) -> SR; the report shows them beside CTDIvol/SSDE.
-        dose = self.op(RadiomicsDoseOperator, models_dir=md, app_name=APP_NAME, study_folder=self.input_dir,
+        dose = self.make(RadiomicsDoseOperator, models_dir=md, app_name=APP_NAME, study_folder=self.input_dir,
                        name="radiomics_dose")
         self.add_flow(anchor, dose, {("ct_volume", "ct_volume"), ("label_map", "label_map")})
-        dose_sr = self.op(SRWriterOperator, output_folder=out, filename="organ_dose_sr.dcm",
+        dose_sr = self.make(SRWriterOperator, output_folder=out, filename="organ_dose_sr.dcm",
                           algorithm_name="CorpusCT radiomics organ dose", description="CorpusCT organ dose",
                           name="organ_dose_sr_writer")
         self.add_flow(anchor, dose_sr, {("ct_volume", "ct_volume")})
@@ -131,26 +125,22 @@ class WholeBodyApp(CorpusCTApp):
         # Monte Carlo is the organ-dose app's reference option (apps/organ_dose --mc); the whole-body app runs the
         # network only, to stay within its time budget.
 
-        report = self.op(ReportOperator, output_folder=out, sections=tuple(sections), images=tuple(images),
+        report = self.make(ReportOperator, output_folder=out, sections=tuple(sections), images=tuple(images),
                          written=tuple(written), timings=self.timings, app_name=APP_NAME, name="report",
                          extra_files=("results.json", "selection_report.json", "body_composition.png", "organs.png"))
         self.add_flow(to_volume, report, {("ct_volume", "ct_volume")})
         for port, (src, src_port) in {**sections, **images, **written}.items():
             self.add_flow(src, report, {(src_port, port)})
-        pdf_writer = self.op(PDFWriterOperator, output_folder=out, filename="report_pdf.dcm",
+        pdf_writer = self.make(PDFWriterOperator, output_folder=out, filename="report_pdf.dcm",
                              title="CorpusCT whole-body CT report", description="CorpusCT whole-body report",
                              model_versions=graynet.model_versions(), name="report_pdf_writer")
         self.add_flow(to_volume, pdf_writer, {("ct_volume", "ct_volume")})
         self.add_flow(report, pdf_writer, {("pdf_bytes", "pdf_bytes")})
-        writer = self.op(JSONResultsWriterOperator, output_folder=out,
-                         files={"selection_report": "selection_report.json", "results": "results.json"},
-                         name="results_writer")
-        self.add_flow(selector, writer, {("selection_report", "selection_report")})
-        self.add_flow(report, writer, {("results", "results")})
+        self.compose_results_writer(selector, report)
 
         destination = pacs_destination(self.config)
         if destination is not None:
             dicom = {**written, "report_pdf": (pdf_writer, "dicom_files")}
-            sender = self.op(PacsSenderOperator, input_names=tuple(dicom), destination=destination, name="pacs_sender")
+            sender = self.make(PacsSenderOperator, input_names=tuple(dicom), destination=destination, name="pacs_sender")
             for port, (src, src_port) in dicom.items():
                 self.add_flow(src, sender, {(src_port, port)})

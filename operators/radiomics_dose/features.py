@@ -36,9 +36,11 @@ def _silence():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def extractor(classes=FEATURE_CLASSES, spacing_mm=RESAMPLED_SPACING_MM):
-    """A pyradiomics extractor with the paper's settings for ``classes`` (built once per process)."""
-    key = (tuple(classes), tuple(spacing_mm))
+def extractor(classes=FEATURE_CLASSES, spacing_mm=RESAMPLED_SPACING_MM, only: dict | None = None):
+    """A pyradiomics extractor with the paper's settings for ``classes`` (built once per process); ``only``
+    {class: (feature, ...)} restricts a class to those features (pyradiomics names without the prefix)."""
+    only = {c: tuple(sorted(only[c])) for c in classes if c in only} if only else {}
+    key = (tuple(classes), tuple(spacing_mm), tuple(sorted(only.items())))
     if key not in _extractors:
         import radiomics
         from radiomics import featureextractor
@@ -49,19 +51,30 @@ def extractor(classes=FEATURE_CLASSES, spacing_mm=RESAMPLED_SPACING_MM):
                                                         interpolator="sitkBSpline", binWidth=25,
                                                         additionalInfo=False, minimumROIDimensions=2)
         ex.disableAllFeatures()
-        for c in classes:
-            ex.enableFeatureClassByName(c)
+        ex.enableFeaturesByName(**{c: list(only.get(c, ())) for c in classes})  # empty list: the whole class
         ex.disableAllImageTypes()
         ex.enableImageTypeByName("Original")
         _extractors[key] = ex
     return _extractors[key]
 
 
-def _plan(organ: str):
-    """(classes, resampled spacing) runs for one ROI."""
-    if organ == BODY:
-        return [(("shape",), BODY_SPACING_MM), (("firstorder",), BODY_FIRSTORDER_SPACING_MM)]
-    return [(("shape",), SHAPE_SPACING_MM), (FEATURE_CLASSES[1:], RESAMPLED_SPACING_MM)]
+def _plan(organ: str, wanted: set[str] | None = None):
+    """(classes, resampled spacing, {class: features}) runs for one ROI; ``wanted`` (full feature names) keeps
+    only the classes and features asked for (None: all 107)."""
+    runs = ([(("shape",), BODY_SPACING_MM), (("firstorder",), BODY_FIRSTORDER_SPACING_MM)] if organ == BODY
+            else [(("shape",), SHAPE_SPACING_MM), (FEATURE_CLASSES[1:], RESAMPLED_SPACING_MM)])
+    if wanted is None:
+        return [(classes, spacing, None) for classes, spacing in runs]
+    by_class: dict[str, list[str]] = {}
+    for name in wanted:
+        _, cls, feat = name.split("_", 2)
+        by_class.setdefault(cls, []).append(feat)
+    out = []
+    for classes, spacing in runs:
+        keep = tuple(c for c in classes if c in by_class)
+        if keep:
+            out.append((keep, spacing, {c: by_class[c] for c in keep}))
+    return out
 
 
 def feature_names() -> list[str]:
@@ -95,9 +108,13 @@ def _sitk(arr: np.ndarray, spacing_zyx, dtype):
     return img
 
 
-def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str = "") -> OrganFeatures:
-    """The 107 features of one ROI. ``hu`` (z, y, x) float, ``mask`` bool on the same grid."""
+def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str = "",
+                   wanted: set[str] | None = None) -> OrganFeatures:
+    """The 107 features of one ROI, or only the ``wanted`` ones (full names; the others are NaN): a network that
+    reads 100 selected features needs a fraction of the texture classes. ``hu`` (z, y, x) float, ``mask`` bool on
+    the same grid."""
     names = feature_names()
+    plan = _plan(organ, None if wanted is None else set(wanted))
     nan = dict.fromkeys(names, float("nan"))
     mask = np.asarray(mask, bool)
     n = int(mask.sum())
@@ -114,14 +131,15 @@ def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str 
         img = _sitk(hu[sl], spacing_zyx_mm, np.float32)
         msk = _sitk(mask[sl].astype(np.uint8), spacing_zyx_mm, np.uint8)
         out = {}
-        for classes, spacing in _plan(organ):
-            out.update(extractor(classes, spacing).execute(img, msk, label=1))
+        for classes, spacing, only in plan:
+            out.update(extractor(classes, spacing, only).execute(img, msk, label=1))
     except Exception as e:  # pyradiomics raises ValueError / RuntimeError on degenerate ROIs
         return OrganFeatures(organ, f"failed: {type(e).__name__}: {str(e)[:120]}", nan, n,
                              time.perf_counter() - t)
     vals = {k: float(np.asarray(out[k])) for k in names if k in out}
-    wanted = {c for classes, _ in _plan(organ) for c in classes}
-    missing = [k for k in names if k not in vals and k.split("_")[1] in wanted]
+    expected = set(names) if wanted is None else set(wanted) & set(names)
+    expected = {k for k in expected if k.split("_")[1] in {c for classes, _, _ in plan for c in classes}}
+    missing = [k for k in sorted(expected) if k not in vals]
     for k in names:
         vals.setdefault(k, float("nan"))
     status = "ok" if not missing else f"failed: {len(missing)} features missing"
@@ -144,10 +162,13 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
 
 
 def region_features(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organs, include_body: bool = True,
-                    cache: dict | None = None) -> dict[str, OrganFeatures]:
+                    cache: dict | None = None, wanted: dict[str, set[str]] | None = None) -> dict[str, OrganFeatures]:
     """Features of each organ in ``organs`` (names of labels.ALL_ORGANS, masks via labels.organ_mask) and of
     the body outline. ``cache``: optional dict reused across calls (e.g. z-crops of one CT), keyed by organ,
-    voxel count and HU sum."""
+    voxel count and HU sum. ``wanted``: {roi: feature names} to compute only those (None: all 107 per ROI; a
+    ROI missing from ``wanted`` gets none)."""
+    if cache is not None and wanted is not None:
+        raise ValueError("region_features: the cache holds full feature sets; use it without 'wanted'")
     res = {}
     for name in organs:
         m = organ_mask(label_map, name)
@@ -158,11 +179,12 @@ def region_features(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organ
             if key in cache:
                 res[name] = cache[key]
                 continue
-        res[name] = organ_features(hu, spacing_zyx_mm, m, name)
+        res[name] = organ_features(hu, spacing_zyx_mm, m, name, None if wanted is None else wanted.get(name, set()))
         if cache is not None:
             cache[key] = res[name]
     if include_body:
-        res[BODY] = organ_features(hu, spacing_zyx_mm, body_mask(hu), BODY)
+        res[BODY] = organ_features(hu, spacing_zyx_mm, body_mask(hu), BODY,
+                                   None if wanted is None else wanted.get(BODY, set()))
     return res
 
 

@@ -79,6 +79,16 @@ class OrganDoseModel:
     def name_version(self) -> tuple[str, str]:
         return str(self.metadata.get("name", "organ_dose")), str(self.metadata.get("version", "0"))
 
+    def wanted_features(self, region: str) -> dict[str, set[str]]:
+        """{roi: feature names} that ``region``'s network reads (its f-regression selection): all that needs
+        computing."""
+        out: dict[str, set[str]] = {}
+        for name in self.scalers[region]["inputs"]:
+            roi, _, feat = name.partition(":")
+            if feat.startswith("original_"):
+                out.setdefault(roi, set()).add(feat)
+        return out
+
     def predict_region(self, region: str, feats: dict, kvp: float, dw_cm: float, tcm: np.ndarray,
                        organ_inputs: dict | None = None) -> np.ndarray:
         """Dose / CTDIvol (region's phantom) per organ of ``region``. ``organ_inputs``: {"organ_dw_cm:liver": v,
@@ -172,7 +182,8 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         zs = region_slices(label_map, organs, float(spacing_zyx_mm[0]))
         hu_r, lab_r = hu[zs], label_map[zs]
         t = time.perf_counter()
-        feats = F.region_features(hu_r, spacing_zyx_mm, lab_r, organs, include_body=True)
+        feats = F.region_features(hu_r, spacing_zyx_mm, lab_r, organs, include_body=True,
+                                  wanted=model.wanted_features(region))
         res.timing_s[f"features_{region}"] = round(time.perf_counter() - t, 3)
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
         mass = organ_slice_mass(lab_r, organs)

@@ -6,7 +6,7 @@
     app.run(); timings.seconds   # {"graynet_range": 1.23, ...} in completion order
 
 Holoscan binds ``compute`` when an operator is created, so operators must be constructed through ``timed``
-(apps/base.py ``compose_intake(make=...)`` lets an app time its intake operators too).
+(apps/base.py builds every operator through ``CorpusCTApp.make()``; the whole-body app overrides it).
 
 ``timed(cls, timings)`` returns a subclass of the operator class whose ``compute`` is the original one wrapped by
 a clock (the operator's own code is untouched). Times add up when an operator computes more than once.
