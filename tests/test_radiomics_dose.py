@@ -181,12 +181,13 @@ def test_operator_dose_scales_with_ctdivol_and_tcm(tmp_path):
     hu[lab > 0] = 50.0
     sp = (5.0, 5.0, 5.0)
 
-    def run(ctdi, ma=None):
+    def run(ctdi, ma=None, workers=1):
         dp = DoseParameters("header", 120.0, ctdi, None, 32, 100.0, tube_current_ma=ma)
-        return predict_organ_doses(model, hu, sp, lab, dp, regions=["abdomen"])
+        return predict_organ_doses(model, hu, sp, lab, dp, regions=["abdomen"], workers=workers)
 
     r1, r2 = run(5.0), run(10.0)
     assert set(r1.organ_doses_mgy) == {"liver", "kidneys"}
+    assert run(5.0, workers=2).organ_doses_mgy == r1.organ_doses_mgy  # worker processes change nothing
     for o in r1.organ_doses_mgy:
         assert r2.organ_doses_mgy[o]["dose"] == pytest.approx(2 * r1.organ_doses_mgy[o]["dose"], rel=1e-3)
     # the kidneys sit on slices 8-11 only: raising the mA there raises their dose by their TCM factor

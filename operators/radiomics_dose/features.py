@@ -9,7 +9,10 @@ A tiny or empty mask gives a status and NaN features, never an exception. Pure d
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +28,7 @@ SHAPE_SPACING_MM = (2.0, 2.0, 5.0)
 BODY_SPACING_MM = (4.0, 4.0, 5.0)
 BODY_FIRSTORDER_SPACING_MM = (2.0, 2.0, 5.0)
 MIN_VOXELS = 8  # on the original grid: below this an ROI is "too_small"
+ROI_PAD = (2, 8, 8)  # voxels (z, y, x) kept around an ROI's box for the resampling and texture neighbourhoods
 FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 BODY = "body"  # the pseudo-organ "body": the patient outline (largest component above -500 HU)
 
@@ -108,6 +112,16 @@ def _sitk(arr: np.ndarray, spacing_zyx, dtype):
     return img
 
 
+def roi_crop(hu: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hu`` and ``mask`` cut to the mask's box plus ``ROI_PAD`` (within the array): what pyradiomics is given.
+    Cropping twice gives the same arrays, so a cropped ROI yields the same features as the whole volume."""
+    zz, yy, xx = (np.nonzero(mask.any(axis=ax))[0] for ax in ((1, 2), (0, 2), (0, 1)))
+    if zz.size == 0:
+        return hu[:0, :0, :0], mask[:0, :0, :0]
+    sl = tuple(slice(max(a[0] - p, 0), a[-1] + p + 1) for a, p in zip((zz, yy, xx), ROI_PAD, strict=True))
+    return hu[sl], mask[sl]
+
+
 def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str = "",
                    wanted: set[str] | None = None) -> OrganFeatures:
     """The 107 features of one ROI, or only the ``wanted`` ones (full names; the others are NaN): a network that
@@ -123,13 +137,10 @@ def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str 
     if n < MIN_VOXELS:
         return OrganFeatures(organ, "too_small", nan, n)
     t = time.perf_counter()
-    # crop to the ROI (+ margin for the resampling and texture neighbourhoods) before handing it to pyradiomics
-    zz, yy, xx = (np.nonzero(mask.any(axis=ax))[0] for ax in ((1, 2), (0, 2), (0, 1)))
-    pad = (2, 8, 8)
-    sl = tuple(slice(max(a[0] - p, 0), a[-1] + p + 1) for a, p in zip((zz, yy, xx), pad, strict=True))
+    hu_roi, mask_roi = roi_crop(hu, mask)
     try:
-        img = _sitk(hu[sl], spacing_zyx_mm, np.float32)
-        msk = _sitk(mask[sl].astype(np.uint8), spacing_zyx_mm, np.uint8)
+        img = _sitk(hu_roi, spacing_zyx_mm, np.float32)
+        msk = _sitk(mask_roi.astype(np.uint8), spacing_zyx_mm, np.uint8)
         out = {}
         for classes, spacing, only in plan:
             out.update(extractor(classes, spacing, only).execute(img, msk, label=1))
@@ -161,31 +172,75 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
     return body
 
 
+@dataclass(frozen=True)
+class RoiJob:
+    """One ROI's feature extraction, cut to the ROI (small enough to hand to a worker process)."""
+
+    organ: str
+    hu: np.ndarray
+    mask: np.ndarray
+    spacing_zyx_mm: tuple
+    wanted: frozenset | None = None
+
+    @classmethod
+    def of(cls, hu, spacing_zyx_mm, mask, organ: str, wanted=None) -> RoiJob:
+        hu_roi, mask_roi = roi_crop(hu, np.asarray(mask, bool))
+        return cls(organ, np.ascontiguousarray(hu_roi, np.float32), mask_roi, tuple(float(v) for v in spacing_zyx_mm),
+                   None if wanted is None else frozenset(wanted))
+
+    def run(self) -> OrganFeatures:
+        return organ_features(self.hu, self.spacing_zyx_mm, self.mask, self.organ, self.wanted)
+
+
+def default_workers() -> int:
+    """Feature worker processes: $CORPUSCT_FEATURE_WORKERS, else the CPU cores this process may use (at most 4)."""
+    env = os.environ.get("CORPUSCT_FEATURE_WORKERS", "").strip()
+    if env:
+        return max(int(env), 1)
+    return max(min(len(os.sched_getaffinity(0)), 4), 1)
+
+
+def run_jobs(jobs: dict, workers: int = 1) -> dict:
+    """``{key: RoiJob}`` -> ``{key: OrganFeatures}``. pyradiomics' C code holds the GIL, so parallel extraction
+    needs processes: with ``workers`` > 1 the jobs go, largest ROI first, to that many spawned processes (spawn,
+    not fork: the caller may be a multi-threaded Holoscan graph)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return {k: j.run() for k, j in jobs.items()}
+    order = sorted(jobs, key=lambda k: -int(jobs[k].mask.sum()))
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {k: pool.submit(RoiJob.run, jobs[k]) for k in order}
+        return {k: futures[k].result() for k in jobs}
+
+
+def region_jobs(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organs, include_body: bool = True,
+                wanted: dict[str, set[str]] | None = None) -> dict[str, RoiJob]:
+    """One RoiJob per organ of ``organs`` (names of labels.ALL_ORGANS, masks via labels.organ_mask) and for the
+    body outline. ``wanted``: {roi: feature names} to compute only those (None: all 107 per ROI; a ROI missing
+    from ``wanted`` gets none)."""
+    pick = (lambda roi: None) if wanted is None else (lambda roi: wanted.get(roi, set()))
+    jobs = {name: RoiJob.of(hu, spacing_zyx_mm, organ_mask(label_map, name), name, pick(name)) for name in organs}
+    if include_body:
+        jobs[BODY] = RoiJob.of(hu, spacing_zyx_mm, body_mask(hu), BODY, pick(BODY))
+    return jobs
+
+
 def region_features(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organs, include_body: bool = True,
-                    cache: dict | None = None, wanted: dict[str, set[str]] | None = None) -> dict[str, OrganFeatures]:
-    """Features of each organ in ``organs`` (names of labels.ALL_ORGANS, masks via labels.organ_mask) and of
-    the body outline. ``cache``: optional dict reused across calls (e.g. z-crops of one CT), keyed by organ,
-    voxel count and HU sum. ``wanted``: {roi: feature names} to compute only those (None: all 107 per ROI; a
-    ROI missing from ``wanted`` gets none)."""
+                    cache: dict | None = None, wanted: dict[str, set[str]] | None = None,
+                    workers: int = 1) -> dict[str, OrganFeatures]:
+    """Features of each organ in ``organs`` and of the body outline (``region_jobs``), in ``workers`` processes.
+    ``cache``: optional dict reused across calls (e.g. z-crops of one CT), keyed by ROI, voxel count and HU sum
+    (the same ROI voxels give the same features in a cropped copy of the CT)."""
     if cache is not None and wanted is not None:
         raise ValueError("region_features: the cache holds full feature sets; use it without 'wanted'")
-    res = {}
-    for name in organs:
-        m = organ_mask(label_map, name)
-        key = None
-        if cache is not None:
-            # the same organ voxels (count and HU sum) give the same features in a cropped copy of the CT
-            key = (name, int(m.sum()), round(float(np.asarray(hu, np.float64)[m].sum()), 3))
-            if key in cache:
-                res[name] = cache[key]
-                continue
-        res[name] = organ_features(hu, spacing_zyx_mm, m, name, None if wanted is None else wanted.get(name, set()))
-        if cache is not None:
-            cache[key] = res[name]
-    if include_body:
-        res[BODY] = organ_features(hu, spacing_zyx_mm, body_mask(hu), BODY,
-                                   None if wanted is None else wanted.get(BODY, set()))
-    return res
+    jobs = region_jobs(hu, spacing_zyx_mm, label_map, organs, include_body, wanted)
+    if cache is None:
+        return run_jobs(jobs, workers)
+    keys = {roi: (roi, int(j.mask.sum()), round(float(np.asarray(j.hu, np.float64)[j.mask].sum()), 3))
+            for roi, j in jobs.items()}
+    todo = {roi: j for roi, j in jobs.items() if keys[roi] not in cache}
+    cache.update({keys[roi]: f for roi, f in run_jobs(todo, workers).items()})
+    return {roi: cache[keys[roi]] for roi in jobs}
 
 
 def feature_vector(feats: dict[str, OrganFeatures], rois) -> tuple[np.ndarray, list[str]]:

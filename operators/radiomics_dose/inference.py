@@ -145,10 +145,12 @@ def region_slices(label_map: np.ndarray, organs, slice_spacing_mm: float,
 
 
 def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, dose_params,
-                        regions: list[str] | None = None, slice_z_mm=None) -> OrganDoseResult:
+                        regions: list[str] | None = None, slice_z_mm=None,
+                        workers: int | None = None) -> OrganDoseResult:
     """Organ doses (mGy) of the scan ``hu`` (z, y, x HU) with its ALL_ORGANS ``label_map`` and
     ``dose_params`` (operators.common.dose_parameters.DoseParameters); ``slice_z_mm`` (default: index x slice
-    spacing) for the organs' margins to the scan ends."""
+    spacing) for the organs' margins to the scan ends. The ROIs' radiomics features of all regions are computed
+    in ``workers`` processes (default ``features.default_workers()``)."""
     t0 = time.perf_counter()
     if hu.shape != label_map.shape:
         raise BadInputError(f"organ label map shape {label_map.shape} differs from the CT {hu.shape}")
@@ -173,18 +175,27 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
     phantom = dose_params.ctdi_phantom_cm or 32
     centre_dw = float(dw_slices[len(dw_slices) // 2])
     res.ssde_mgy = round(ssde_mgy(res.ctdivol_mgy, centre_dw, phantom), 3) if centre_dw > 1.0 else None
+    plans, jobs = {}, {}
     for region in regions:
         if region not in model.scalers:
             res.notes.append(f"{region}: no network for this region in the bundle")
             continue
-        reg = REGIONS[region]
         organs = list(model.scalers[region]["organs"])  # the bundle's outputs, in its order
         zs = region_slices(label_map, organs, float(spacing_zyx_mm[0]))
-        hu_r, lab_r = hu[zs], label_map[zs]
-        t = time.perf_counter()
-        feats = F.region_features(hu_r, spacing_zyx_mm, lab_r, organs, include_body=True,
-                                  wanted=model.wanted_features(region))
-        res.timing_s[f"features_{region}"] = round(time.perf_counter() - t, 3)
+        plans[region] = (organs, zs)
+        for roi, job in F.region_jobs(hu[zs], spacing_zyx_mm, label_map[zs], organs, include_body=True,
+                                      wanted=model.wanted_features(region)).items():
+            jobs[(region, roi)] = job
+    t = time.perf_counter()
+    workers = F.default_workers() if workers is None else workers
+    all_feats = F.run_jobs(jobs, workers)
+    res.timing_s["features"] = round(time.perf_counter() - t, 3)
+    res.timing_s["feature_workers"] = workers
+    for region, (organs, zs) in plans.items():
+        reg = REGIONS[region]
+        lab_r = label_map[zs]
+        feats = {roi: f for (r, roi), f in all_feats.items() if r == region}
+        res.timing_s[f"features_{region}_cpu"] = round(sum(f.seconds for f in feats.values()), 3)
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
         mass = organ_slice_mass(lab_r, organs)
         tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
