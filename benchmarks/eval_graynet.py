@@ -1,14 +1,18 @@
 """GrayNet accuracy on held-out synthetic phantoms and a look at the real series.
 
-    python benchmarks/eval_graynet.py [--procedural 16] [--icrp 8] [--crops 4] [--seed 1] [--real]
+    python benchmarks/eval_graynet.py [--procedural 14] [--icrp 8] [--crops 4] [--seed 1] [--real]
+                                      [--cache build/graynet_eval_cache] [--model models/graynet]
 
 Held-out data: the training generator (models/graynet/data.py) with ``--seed 1`` (seeds 100000+ and 150000+;
-training used seed 0). Prints body-part mAUC (per-slice, over parts present and absent in the set), sex AUC and
-age / weight MAE per series (age: procedural phantoms only; ICRP-110 has no age), and range MAE (cm) over the
-start and end of random field-of-view crops (15-60 cm of z) mapped onto the phantom of the true sex, against
-the crop's true ends mapped through the phantom's true landmarks. Crops reuse the full series' slice
-predictions. ``--real``: runs apps/range_selector on ../shared/data/ct/* into build/eval_real/ (look at
-range.png). Figures are for synthetic data only.
+training used seed 0; the range selector's settings were tuned on ``--seed 2``). Prints body-part mAUC
+(per-slice, over parts present and absent in the set), sex AUC and age / weight MAE per series (age: procedural
+phantoms only; ICRP-110 has no age), and range MAE (cm) over the start and end of random field-of-view crops
+(15-60 cm of z) mapped onto the phantom of the true sex, against the crop's true ends mapped through the
+phantom's true landmarks, per mapping method (auto = the profile fit; landmarks / regression: the first
+version's mappings), with the calibration of the stated uncertainty (share of ends within 1 and 2 stated
+uncertainties). Crops reuse the full series' slice predictions. ``--cache``: keeps the preprocessed held-out
+slices (int16 HU) so that later runs skip the phantom synthesis. ``--real``: runs apps/range_selector on
+../shared/data/ct/* into build/eval_real/ (look at range.png). Figures are for synthetic data only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from models.graynet import data as gdata  # noqa: E402
 from operators.common.paths import REPO_ROOT, shared_data_dir  # noqa: E402
 from operators.graynet_range.inference import GrayNetModel, SlicePredictions  # noqa: E402
 from operators.graynet_range.landmark_map import map_z  # noqa: E402
+from operators.graynet_range.preprocess import prepare_slices  # noqa: E402
 from operators.graynet_range.range_selector import select_range  # noqa: E402
 from operators.graynet_range.reference import reference_landmarks  # noqa: E402
 
@@ -48,27 +53,52 @@ def crop(pred: SlicePredictions, idx: np.ndarray) -> SlicePredictions:
                             pred.age_years_per_slice[idx], pred.weight_kg_per_slice[idx], pred.ref_z_mm[idx], {})
 
 
+def held_out_series(kind: str, seed: int, cache: Path | None):
+    """(slices, z, body parts per slice (matrix), landmarks, sex, age, weight) of one held-out series."""
+    f = cache / f"{kind}_{seed}.npz" if cache else None
+    if f is not None and f.exists():
+        c = np.load(f)
+        return (c["x"], c["z"], c["parts"], json.loads(str(c["lm"])), str(c["sex"]), float(c["age"]),
+                float(c["weight"]))
+    _, ct, parts, lm, sex, age, weight = gdata.VOLUMES[kind](seed)
+    x, z = prepare_slices(ct.hu, ct.affine_lps)
+    pm = gdata.parts_matrix(parts)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        x = np.clip(np.round(x), -1024, 3000).astype(np.int16)
+        np.savez(f, x=x, z=z, parts=pm, lm=json.dumps(lm), sex=sex, age=age, weight=weight)
+    return x, z, pm, lm, sex, age, weight
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--procedural", type=int, default=16)
+    ap.add_argument("--procedural", type=int, default=14)
     ap.add_argument("--icrp", type=int, default=8)
     ap.add_argument("--crops", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--real", action="store_true")
     ap.add_argument("--out", default="build/eval_graynet.json")
+    ap.add_argument("--cache", default="", help="folder for the preprocessed held-out slices")
+    ap.add_argument("--model", default=str(REPO_ROOT / "models" / "graynet"), help="bundle folder")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    model = GrayNetModel.from_bundle(REPO_ROOT / "models" / "graynet")
+    torch.set_num_threads(a.threads)
+    if a.model.endswith(".ts"):  # a bare TorchScript file (a candidate before it enters the bundle)
+        model = GrayNetModel(torch.jit.load(a.model).eval(), {}, Path(a.model))
+    else:
+        model = GrayNetModel.from_bundle(a.model)
     rng = np.random.default_rng(a.seed + 1000)
     jobs = gdata.jobs(a.procedural, a.icrp, a.seed, Path("."))
+    cache = Path(a.cache) if a.cache else None
     probs, truth, series = [], [], []
-    range_err = {"landmarks": [], "regression": [], "auto": []}
+    range_err = {"auto": [], "landmarks": [], "regression": []}
+    stated, crop_rows = [], []
     t0 = time.time()
     for kind, seed, _ in jobs:
-        _, ct, parts, lm, sex, age, weight = (gdata.procedural_volume if kind == "procedural" else gdata.icrp_volume)(seed)
-        pred = model.predict(ct)
+        x, z, pm, lm, sex, age, weight = held_out_series(kind, seed, cache)
+        pred = model.predict_prepared(x, z)
         probs.append(pred.part_probabilities)
-        truth.append(gdata.parts_matrix(parts))
+        truth.append(pm)
         series.append({"kind": kind, "seed": seed, "sex": sex, "p_male": pred.sex_probability, "age": age,
                        "age_pred": pred.age_years, "weight": weight, "weight_pred": pred.weight_kg})
         ph = "AM" if sex == "M" else "AF"
@@ -88,6 +118,11 @@ def main(argv=None):
                 sr = select_range(crop(pred, idx), phantom=ph, method=m)
                 got = np.array([sr.start_cm, sr.end_cm]) * 10
                 range_err[m].extend(np.abs(got - true_ends).tolist())
+                if m == "auto":
+                    stated.extend([sr.uncertainty_cm * 10] * 2)
+                    crop_rows.append({"series": f"{kind}_{seed}", "true_cm": np.round(true_ends / 10, 1).tolist(),
+                                      "got_cm": [round(sr.start_cm, 1), round(sr.end_cm, 1)],
+                                      "uncertainty_cm": round(sr.uncertainty_cm, 1)})
         print(f"{kind} {seed}: {len(z)} slices, sex {sex} p_male {pred.sex_probability:.2f}, age {age:.0f}/"
               f"{pred.age_years:.0f}, weight {weight:.0f}/{pred.weight_kg:.0f}", flush=True)
     P, T = np.concatenate(probs), np.concatenate(truth)
@@ -105,9 +140,15 @@ def main(argv=None):
         "weight_mae_kg": round(float(np.mean([abs(s["weight"] - s["weight_pred"]) for s in series])), 2),
         "range_mae_cm": {m: round(float(np.mean(v)) / 10, 2) for m, v in range_err.items()},
         "range_median_ae_cm": {m: round(float(np.median(v)) / 10, 2) for m, v in range_err.items()},
-        "range_crops": len(range_err["auto"]) // 2, "seconds": round(time.time() - t0, 1),
+        "range_p90_ae_cm": {m: round(float(np.percentile(v, 90)) / 10, 2) for m, v in range_err.items()},
+        "range_crops": len(range_err["auto"]) // 2,
+        "range_uncertainty": {"mean_stated_cm": round(float(np.mean(stated)) / 10, 2),
+                              "share_within_1": round(float(np.mean(np.array(range_err["auto"]) <= np.array(stated))), 3),
+                              "share_within_2": round(float(np.mean(np.array(range_err["auto"]) <= 2 * np.array(stated))), 3)},
+        "seconds": round(time.time() - t0, 1),
     }
     print(json.dumps({k: v for k, v in res.items() if k != "body_part_auc"}, indent=1))
+    res["crops"] = crop_rows
     print("per-part AUC:", json.dumps(res["body_part_auc"]))
     if a.real:
         res["real"] = {}

@@ -47,7 +47,7 @@ def test_range_on_scaled_reference_body(phantom):
     z = np.arange(lm["iliac_crest"] - 120.0, lm["lung_apex"] + 20.0, 3.0)[::-1]  # head-first chest-abdomen-pelvis
     ref_am = map_z(z, lm, reference_landmarks("AM"))  # a perfect reference-z regression
     sr = select_range(_predictions(lm, z, 0.9 if phantom == "AM" else 0.1, ref_am))
-    assert sr.phantom == phantom and sr.method == "landmarks"
+    assert sr.phantom == phantom and sr.method == "profile"
     true_lo, true_hi = (z.min() - 37.0) / 1.05, (z.max() - 37.0) / 1.05
     assert sr.start_cm * 10 == pytest.approx(true_lo, abs=8.0)
     assert sr.end_cm * 10 == pytest.approx(true_hi, abs=8.0)
@@ -88,4 +88,17 @@ def test_body_part_examined_of_ideal_predictions(lo, hi, expected):
     ref = reference_landmarks("AM")
     z = np.arange(ref[lo] + 10.0, ref[hi] - 10.0, 5.0)[::-1]
     sr = select_range(_predictions(ref, z), phantom="AM")
+    assert sr.body_part_examined() == expected
+
+
+@pytest.mark.parametrize("phantom, lo, hi, expected", [
+    ("AF", ("femoral_heads", -15.0), ("heart_bottom", 30.0), "ABDOMENPELVIS"),  # lung bases at the top
+    ("AM", ("kidney_top", -50.0), ("lung_apex", 20.0), "CHEST"),  # chest CT down to the upper kidneys
+])
+def test_body_part_examined_ignores_neighbouring_margins(phantom, lo, hi, expected):
+    """As on the two real series (headers OVARY / CHEST): the lung bases at the top of an abdomen-pelvis scan
+    and the upper abdomen at the bottom of a chest CT do not add CHEST / ABDOMEN."""
+    ref = reference_landmarks(phantom)
+    z = np.arange(ref[lo[0]] + lo[1], ref[hi[0]] + hi[1], 3.0)[::-1]
+    sr = select_range(_predictions(ref, z, 0.9 if phantom == "AM" else 0.1), phantom=phantom)
     assert sr.body_part_examined() == expected

@@ -19,6 +19,7 @@ from phantom parameters, not from a patient population.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -107,39 +108,71 @@ def icrp_sample(seed: int) -> dict:
     return _pack(x, z, parts, lm, sex, age, weight, rng, "icrp110")
 
 
+# landmarks whose neighbourhood the first model confused most (knee / thigh / lower leg, neck / thyroid,
+# hips, ankles): the "focus" ICRP-110 crops are centred on one of them
+FOCUS_LANDMARKS = ("knees", "knees", "ankles", "ischial_tuberosity", "thyroid_bottom", "thyroid_top", "skull_base",
+                   "lung_apex", "lowest_rib", "iliac_crest")
+
+
+def icrp_focus_volume(seed: int):
+    """As ``icrp_volume`` but a short scan (120-400 mm) centred near a landmark of ``FOCUS_LANDMARKS`` and a
+    wider height range (scale 0.85-1.15): more examples of the regions with few landmark transitions."""
+    from models.phantoms import icrp110
+    from operators.graynet_range.reference import reference_landmarks as ref
+
+    rng = np.random.default_rng(seed)
+    phantom = "AM" if rng.random() < 0.5 else "AF"
+    p = icrp110.random_params(rng, pixel_mm=2.5, matrix=192)
+    p.scale_z = float(rng.uniform(0.85, 1.15))
+    name = str(rng.choice(FOCUS_LANDMARKS))
+    centre = ref(phantom)[name] * p.scale_z + float(rng.uniform(-80, 80))
+    length = float(rng.uniform(120, 400))
+    top = 1768.0 * p.scale_z
+    lo = float(np.clip(centre - length / 2, -20.0, top - length))
+    p.z_range_mm = (lo, lo + length)
+    s = icrp110.synthesize_ct(phantom, p)
+    return rng, s.ct, s.body_parts, s.landmarks_mm, s.sex, np.nan, s.weight_kg
+
+
+def icrp_focus_sample(seed: int) -> dict:
+    rng, ct, parts, lm, sex, age, weight = icrp_focus_volume(seed)
+    x, z = prepare_slices(ct.hu, ct.affine_lps)
+    return _pack(x, z, parts, lm, sex, age, weight, rng, "icrp110")
+
+
+SAMPLERS = {"procedural": procedural_sample, "icrp": icrp_sample, "icrpfocus": icrp_focus_sample}
+VOLUMES = {"procedural": procedural_volume, "icrp": icrp_volume, "icrpfocus": icrp_focus_volume}
+
+
 def _job(args):
     kind, seed, out = args
     path = Path(out) / f"{kind}_{seed:06d}.npz"
     if path.exists():
         return str(path)
     t = time.time()
-    d = procedural_sample(seed) if kind == "procedural" else icrp_sample(seed)
+    d = SAMPLERS[kind](seed)
     np.savez_compressed(path.with_suffix(".tmp.npz"), **d)
     path.with_suffix(".tmp.npz").rename(path)
     print(f"{path.name}: {len(d['z'])} slices, {time.time() - t:.1f} s", flush=True)
     return str(path)
 
 
-def jobs(n_procedural: int, n_icrp: int, seed: int, out: Path) -> list[tuple[str, int, str]]:
-    """Seeds: procedural seed*100000 + i, ICRP seed*100000 + 50000 + i (training uses seed 0, evaluation 1)."""
+def jobs(n_procedural: int, n_icrp: int, seed: int, out: Path, n_focus: int = 0) -> list[tuple[str, int, str]]:
+    """Seeds: procedural seed*100000 + i, ICRP seed*100000 + 50000 + i, ICRP focus crops seed*100000 + 70000 + i
+    (training uses seed 0, evaluation 1)."""
     base = seed * 100000
     js = [("procedural", base + i, str(out)) for i in range(n_procedural)]
     js += [("icrp", base + 50000 + i, str(out)) for i in range(n_icrp)]
+    js += [("icrpfocus", base + 70000 + i, str(out)) for i in range(n_focus)]
     return js
 
 
-def generate(out: Path, n_procedural: int, n_icrp: int, seed: int = 0, workers: int = 2) -> list[Path]:
+def generate(out: Path, n_procedural: int, n_icrp: int, seed: int = 0, workers: int = 2, n_focus: int = 0) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    js = jobs(n_procedural, n_icrp, seed, out)
-    # interleave the two sources so a partial run still has both
-    proc, icrp = js[:n_procedural], js[n_procedural:]
-    step = max(1, n_procedural // max(n_icrp, 1))
-    js = []
-    for i in range(max(len(proc), 1)):  # interleave so that a partial run holds both sources
-        js += proc[i:i + 1]
-        if i % step == 0 and icrp:
-            js.append(icrp.pop(0))
-    js += icrp
+    js = jobs(n_procedural, n_icrp, seed, out, n_focus)
+    # interleave the sources so that a partial run holds all of them
+    groups = [[j for j in js if j[0] == k] for k in ("procedural", "icrp", "icrpfocus")]
+    js = [j for row in itertools.zip_longest(*groups) for j in row if j is not None]
     if workers > 1:
         with Pool(workers, initializer=_init) as pool:
             paths = pool.map(_job, js, chunksize=1)
@@ -175,11 +208,12 @@ def main(argv=None):
     ap.add_argument("--out", default="build/graynet_data")
     ap.add_argument("--procedural", type=int, default=120)
     ap.add_argument("--icrp", type=int, default=40)
+    ap.add_argument("--focus", type=int, default=0, help="ICRP-110 crops centred on hard landmarks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
     t = time.time()
-    paths = generate(Path(a.out), a.procedural, a.icrp, a.seed, a.workers)
+    paths = generate(Path(a.out), a.procedural, a.icrp, a.seed, a.workers, a.focus)
     print(f"{len(paths)} samples in {time.time() - t:.0f} s -> {a.out}")
 
 

@@ -63,7 +63,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", default="", help="TorchScript model to start from (fine-tuning)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -82,6 +83,9 @@ def main(argv=None):
          "age": torch.from_numpy(d["age"]), "weight": torch.from_numpy(d["weight"]),
          "ref_z": torch.from_numpy(d["ref_z"].astype(np.float32))}
     model = GrayNet()
+    if a.init:
+        model.load_state_dict(torch.jit.load(a.init).state_dict())
+        print(f"initialised from {a.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     steps_per_epoch = len(tr) // a.batch
     budget = a.minutes * 60.0
@@ -94,6 +98,14 @@ def main(argv=None):
     g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
     history = []
+    best_score = None
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+
+    def write_log():
+        Path(a.log).write_text(json.dumps(
+            {"samples": n_samples, "train_slices": int(len(tr)), "val_slices": int(len(va)), "seed": a.seed,
+             "threads": a.threads, "init": a.init, "lr": a.lr, "best_val_score": best_score,
+             "minutes": round((time.time() - t0) / 60, 2), "history": history}, indent=1) + "\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prog = Progress(a.epochs, "GrayNet training", unit="epochs", budget_s=budget, every_s=0)
     for ep in range(a.epochs):
@@ -123,20 +135,22 @@ def main(argv=None):
                "train": {k: round(v / max(s + 1, 1), 4) for k, v in tot.items()},
                "val": {k: round(float(v), 4) for k, v in vl.items()}, "val_part_accuracy": round(acc, 4),
                "val_ref_z_mae_mm": round(float(vl["ref_z"]) * Z_SCALE, 1)}
+        score = float(vl["parts"]) + float(vl["ref_z"]) * 3.0  # val: body parts + reference z
+        rec["val_score"] = round(score, 4)
         history.append(rec)
         print(json.dumps(rec), flush=True)
+        if best_score is None or score < best_score:  # keep the best epoch so far (a run may be cut short)
+            best_score = score
+            model.eval()
+            torch.jit.script(model).save(a.out)
+            rec["saved"] = True
+        write_log()
         prog.update()
         if (time.time() - t0) > a.minutes * 60:
             print("time limit reached", flush=True)
             break
-    model.eval()
-    ts = torch.jit.script(model)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    ts.save(a.out)
-    Path(a.log).write_text(json.dumps(
-        {"samples": n_samples, "train_slices": int(len(tr)), "val_slices": int(len(va)), "seed": a.seed,
-         "threads": a.threads, "minutes": round((time.time() - t0) / 60, 2), "history": history}, indent=1) + "\n")
-    print(f"saved {a.out} ({Path(a.out).stat().st_size / 1e6:.2f} MB)")
+    write_log()
+    print(f"saved the best epoch to {a.out} ({Path(a.out).stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

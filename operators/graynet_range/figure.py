@@ -89,10 +89,17 @@ def render_range(vol: CTVolume, sr: ScanRange, out_png: str | Path, title: str =
     pr = sr.part_probabilities
     a1.imshow(pr[np.argsort(sr.slice_z_mm)][::-1], aspect="auto", cmap="magma", vmin=0, vmax=1,
               extent=(-0.5, len(PART_NAMES) - 0.5, bot - dz / 2, top + dz / 2), interpolation="nearest")
+    # the final call per slice (reference body's parts at the mapped position) as cyan bars beside each column
+    zs = np.asarray(sr.slice_z_mm, float)
+    for j, name in enumerate(PART_NAMES):
+        on = np.array([name in ns for ns in sr.body_parts_per_slice])
+        if on.any():
+            a1.scatter(np.full(on.sum(), j + 0.35), zs[on], s=1.5, c="#00e5ff", marker="s", lw=0)
     a1.set_xticks(range(len(PART_NAMES)))
     a1.set_xticklabels(PART_NAMES, rotation=90, fontsize=6)
     a1.set_yticks([])
-    a1.set_title("body-part probability", fontsize=9)
+    a1.set_ylim(bot - dz / 2, top + dz / 2)
+    a1.set_title("body-part probability\n(cyan: final call)", fontsize=9)
     # reference body diagram
     draw_range_on_reference(a2, sr.phantom, sr.start_cm, sr.end_cm, sr.uncertainty_cm)
     a2.set_ylabel("ICRP-110 z (mm above the soles)")
