@@ -118,8 +118,10 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from tests.test_mc_transport import slab_geometry, pencil, LAYERS
+from operators.mc_dose import physics as ph
 from operators.mc_dose.engine import run_cuda, binned_spectrum
 g = slab_geometry(LAYERS)
+g.background = ph.AIR  # exercise the transport in the world box too
 r = run_cuda(g, pencil(0, binned_spectrum([30, 50, 70], [1, 2, 1])), 1024, threads=128, block=32, n_batches=16, seed=3)
 print(json.dumps({"mean": r.mean_kev.tolist(), "std": r.std_kev.tolist(), "esc": r.escaped_kev, "esc_std": r.extra["escaped_std"],
                   "emitted": r.emitted_kev, "cons": r.conservation_error, "n": r.histories}))
@@ -137,6 +139,7 @@ def test_cuda_kernel_under_simulator_matches_cpu():
     from operators.mc_dose.engine import binned_spectrum
 
     g = slab_geometry(LAYERS)
+    g.background = ph.AIR
     cpu = run_cpu(g, pencil(0, binned_spectrum([30, 50, 70], [1, 2, 1])), 200_000, n_batches=16, seed=9)
     assert cu["n"] >= 1024 and cu["cons"] < 1e-9
     assert cu["emitted"] == pytest.approx(cpu.emitted_kev, rel=0.04)  # sampling of the spectrum: ~1 % sigma

@@ -1,6 +1,16 @@
 """Patient dose from a CT volume: HU -> materials, CT source from the series metadata (kVp, per-slice
-tube current), Monte Carlo transport on a block dose grid, calibration to mGy through a simulated
-CTDIw (32 cm body phantom) and the scanner's CTDIvol; organ doses with batch uncertainties."""
+tube current), Monte Carlo transport, calibration to mGy through a simulated CTDIw (32 cm body phantom)
+and the scanner's CTDIvol; dose grid and organ doses with batch uncertainties.
+
+Scoring: every voxel's tally bin is the combination of (dose-grid block, tissue kind, organ membership).
+The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) or soft (everything else).
+* organ dose = energy deposited in the organ's own voxels of the organ's tissue kind (the kind holding most
+  of its mass: soft for the spinal cord, bone for a vertebra) divided by their mass. This is exact at the
+  CT grid whatever the block size; voxels of the other kind inside a mask (bone voxels in a spinal-cord or
+  brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT energies) leaks into soft organs.
+* dose grid = per block, the dose to its soft tissue where it has any (dose to bone where the block is
+  all bone): a block straddling a vertebra and the cord reads the soft-tissue dose, not a bone-tissue mix.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +26,15 @@ from operators.common.volume import CTVolume
 from . import physics as ph
 from .calibration import KEV_PER_G_TO_MGY, simulate_ctdi
 from .engine import VoxelGeometry, run_cpu
-from .sources import ct_source, hu_to_materials, spectrum_from_kvp
+from .sources import HU_CLASSES, ct_source, hu_to_materials, spectrum_from_kvp
+
+# HU classes from this index on (cartilage, mineral bone) are bone-like tissue
+BONE_CLASS_MIN = next(i for i, (_, name) in enumerate(HU_CLASSES) if name == "Cartilage")
 
 
 @dataclass
 class PatientDose:
-    dose_mgy: np.ndarray  # (z, y, x) on the block grid
+    dose_mgy: np.ndarray  # (z, y, x) on the block grid: soft-tissue dose (bone dose in all-bone blocks)
     dose_rel_sigma: np.ndarray
     block: tuple
     organ_dose_mgy: dict = field(default_factory=dict)  # name -> (mean mGy, 1-sigma mGy)
@@ -29,6 +42,31 @@ class PatientDose:
     seconds: float = 0.0
     calibration: dict = field(default_factory=dict)
     conservation_error: float = 0.0
+    organ_info: dict = field(default_factory=dict)  # name -> {mass_g, tissue, excluded_mass_fraction}
+
+
+def scoring_bins(block_id: np.ndarray, bone: np.ndarray, masks: list[np.ndarray]):
+    """Tally bin per voxel = unique (block, tissue kind, organ membership) combination.
+    Returns (bin map int32 like ``block_id``, n_bins, block of each bin, kind of each bin (1 bone),
+    membership matrix [n_bins, n_masks] bool)."""
+    sig = np.zeros(block_id.shape, np.int64)
+    nsig = 1
+    for m in masks:  # membership signature, kept compact so that it never overflows
+        sig = sig * 2 + m.astype(np.int64)
+        nsig *= 2
+        if nsig > 2**40:
+            _, sig = np.unique(sig, return_inverse=True)
+            sig = sig.reshape(block_id.shape).astype(np.int64)
+            nsig = int(sig.max()) + 1
+    key = (block_id.astype(np.int64) * 2 + bone.astype(np.int64)) * nsig + sig
+    uniq, inv = np.unique(key.ravel(), return_inverse=True)
+    kb = uniq // nsig
+    bsig = uniq % nsig
+    member = np.zeros((uniq.size, len(masks)), bool)
+    for i in range(len(masks) - 1, -1, -1):  # undo sig = sig * 2 + m (last mask = lowest bit)
+        member[:, i] = (bsig % 2) == 1
+        bsig //= 2
+    return inv.reshape(block_id.shape).astype(np.int32), int(uniq.size), kb // 2, (kb % 2).astype(bool), member
 
 
 def _materials_from_hu(hu):
@@ -40,9 +78,10 @@ def _materials_from_hu(hu):
 
 def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_000_000, block=(2, 4, 4),
                  collimation_cm: float = 4.0, pitch: float = 1.0, filtration_mm_al: float = 6.0,
-                 ctdi_histories: int = 1_000_000, seed: int = 3) -> PatientDose:
-    """Dose (mGy) on a (z, y, x) grid of ``block`` voxels and per organ mask (same shape as the volume).
-    Requires an axial, unrotated volume (diagonal affine), ``meta.kvp`` and ``meta.ctdivol_mgy``."""
+                 ctdi_histories: int = 1_000_000, seed: int = 3, n_batches: int = 20) -> PatientDose:
+    """Dose (mGy) on a (z, y, x) grid of ``block`` voxels and per organ mask (bool, same shape as the
+    volume; see the module docstring for what each means). Requires an axial, unrotated volume (diagonal
+    affine), ``meta.kvp`` and ``meta.ctdivol_mgy``."""
     m = vol.meta
     if m.kvp is None or m.ctdivol_mgy is None:
         raise BadInputError("Monte Carlo dose needs KVP and CTDIvol in the series metadata")
@@ -53,16 +92,28 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     flips = [ax for ax, d in zip((2, 1, 0), np.diag(a), strict=True) if d < 0]
     for ax in flips:  # make every axis increase along +L, +P, +S
         hu = np.flip(hu, ax)
+    names, mask_list = [], []
+    for name, mk in (masks or {}).items():
+        mk = np.asarray(mk, bool)
+        if mk.shape != vol.hu.shape:
+            raise BadInputError(f"organ mask {name!r} shape {mk.shape} != volume {vol.hu.shape}")
+        for ax in flips:
+            mk = np.flip(mk, ax)
+        if mk.any():
+            names.append(name)
+            mask_list.append(mk)
     spacing_cm = np.array(vol.spacing_mm) / 10.0  # z, y, x
     corner = vol.index_to_lps(np.array([[0, 0, 0], list(np.array(vol.shape[::-1]) - 1)]))
     lo_lps = corner.min(axis=0) / 10.0 - spacing_cm[::-1] / 2  # x, y, z cm
     nz, ny, nx = hu.shape
     bz, by, bx = block
     gz, gy, gx = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    iz, iy, ix = np.meshgrid(np.arange(nz) // bz, np.arange(ny) // by, np.arange(nx) // bx, indexing="ij")
-    tmap = ((iz * gy + iy) * gx + ix).astype(np.int32)
+    kz, ky, kx = (np.arange(n) // bb for n, bb in ((nz, bz), (ny, by), (nx, bx)))
+    blk = (kz[:, None, None] * gy + ky[None, :, None]) * gx + kx[None, None, :]
     mat, dens, mats = _materials_from_hu(hu)
-    geom = VoxelGeometry(mat, dens, mats, tmap, gz * gy * gx, origin=(lo_lps[2], lo_lps[1], lo_lps[0]),
+    bone = mat >= BONE_CLASS_MIN
+    tmap, n_bins, bin_block, bin_bone, member = scoring_bins(blk, bone, mask_list)
+    geom = VoxelGeometry(mat, dens, mats, tmap, n_bins, origin=(lo_lps[2], lo_lps[1], lo_lps[0]),
                          spacing=tuple(spacing_cm), background=ph.AIR)
     spec = spectrum_from_kvp(m.kvp, filtration_mm_al)
     z_cm = np.sort(vol.slice_z_mm / 10.0)
@@ -73,31 +124,41 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     iso = (lo_lps[0] + nx * spacing_cm[2] / 2, lo_lps[1] + ny * spacing_cm[1] / 2)
     src = ct_source(spec, collimation_cm=collimation_cm, z_start_cm=z_cm[0], z_end_cm=z_cm[-1], pitch=pitch,
                     ma_profile=ma, bowtie="body", isocentre_xy=iso)
-    r = run_cpu(geom, src, n_histories, n_batches=20, seed=seed)
+    r = run_cpu(geom, src, n_histories, n_batches=n_batches, seed=seed)
     vox_mass = dens * float(np.prod(spacing_cm))
-    mass = np.bincount(tmap.ravel(), weights=vox_mass.ravel(), minlength=geom.n_bins)
+    bin_mass = np.bincount(tmap.ravel(), weights=vox_mass.ravel(), minlength=n_bins)
     ct = simulate_ctdi(spec, 32.0, collimation_cm, "body", n_histories=ctdi_histories)
     n_rot = max((z_cm[-1] - z_cm[0]) / (pitch * collimation_cm), 1.0 / 36)
     photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw"]  # total source photons of the scan
     scale = photons * KEV_PER_G_TO_MGY  # keV/g per history -> mGy
+    pb = r.extra["per_batch_kev"]  # (batches, bins) keV per history
+    # dose grid: soft tissue of each block, or bone where the block holds no soft tissue
+    nblk = gz * gy * gx
+    soft_mass = np.bincount(bin_block[~bin_bone], weights=bin_mass[~bin_bone], minlength=nblk)
+    use = np.where(soft_mass[bin_block] > 0, ~bin_bone, bin_bone)  # bins that make each block's dose
+    sel = np.nonzero(use)[0]
+    grid_mass = np.bincount(bin_block[sel], weights=bin_mass[sel], minlength=nblk)
+    grid_pb = np.zeros((pb.shape[0], nblk))
+    for i in range(pb.shape[0]):
+        grid_pb[i] = np.bincount(bin_block[sel], weights=pb[i, sel], minlength=nblk)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dose = np.where(mass > 0, r.mean_kev / mass, 0.0) * scale
-        rel = np.where(r.mean_kev > 0, r.std_kev / r.mean_kev, np.inf)
-    organs = {}
-    pb = r.extra["per_batch_kev"]
-    for name, mk in (masks or {}).items():
-        mk = np.asarray(mk, bool)
-        for ax in flips:
-            mk = np.flip(mk, ax)
-        if mk.shape != hu.shape:
-            raise BadInputError(f"organ mask {name!r} shape {mk.shape} != volume {hu.shape}")
-        w = np.bincount(tmap[mk], weights=vox_mass[mk], minlength=geom.n_bins)  # organ mass per block
-        frac = np.where(mass > 0, w / np.maximum(mass, 1e-30), 0.0)
-        om = w.sum()
-        if om <= 0:
-            continue
-        per_batch = pb @ frac / om * scale  # uniform deposition within a block assumed
+        grid_pb = np.where(grid_mass > 0, grid_pb / grid_mass, 0.0) * scale
+    dose = grid_pb.mean(axis=0)
+    sd = grid_pb.std(axis=0, ddof=1) / math.sqrt(grid_pb.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(dose > 0, sd / dose, np.inf)
+    organs, info = {}, {}
+    for o, name in enumerate(names):
+        ob = member[:, o]
+        bone_mass = bin_mass[ob & bin_bone].sum()
+        soft_mass_o = bin_mass[ob & ~bin_bone].sum()
+        kind_bone = bone_mass > soft_mass_o
+        keep = ob & (bin_bone == kind_bone)
+        om = bin_mass[keep].sum()
+        per_batch = pb[:, keep].sum(axis=1) / om * scale
         organs[name] = (float(per_batch.mean()), float(per_batch.std(ddof=1) / math.sqrt(len(per_batch))))
+        info[name] = {"mass_g": float(om), "tissue": "bone" if kind_bone else "soft",
+                      "excluded_mass_fraction": float(1.0 - om / (bone_mass + soft_mass_o))}
     dose = dose.reshape(gz, gy, gx)
     rel = rel.reshape(gz, gy, gx)
     for ax in flips:
@@ -105,4 +166,4 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     return PatientDose(dose, rel, tuple(block), organs, r.histories, r.seconds,
                        {"ctdiw_per_photon_mgy": ct["ctdiw"], "ctdiw_rel_sigma": ct["ctdiw_rel_sigma"],
                         "ctdivol_mgy": m.ctdivol_mgy, "source_photons": photons, "pitch": pitch,
-                        "collimation_cm": collimation_cm, "kvp": m.kvp}, r.conservation_error)
+                        "collimation_cm": collimation_cm, "kvp": m.kvp}, r.conservation_error, info)

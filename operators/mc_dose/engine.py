@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 class VoxelGeometry:
     """Voxel phantom: ``material`` (z,y,x) int indices into ``materials``, ``density`` (z,y,x) g/cm^3,
     ``tally_map`` (z,y,x) int32 scoring bin (-1 none), ``origin`` (z0,y0,x0) of the grid corner and
-    ``spacing`` (dz,dy,dx), both in cm. x, y, z are the transport frame (cm)."""
+    ``spacing`` (dz,dy,dx), both in cm. x, y, z are the transport frame (cm).
+
+    Outside the grid: vacuum when ``background`` is None; otherwise the ``background`` medium fills the
+    world box (the smallest box holding the grid and every focal spot, enlarged by ``world_margin_cm``) and
+    photons are transported there like anywhere else (attenuation, Compton and Rayleigh scatter back into
+    the grid, energy deposited in the medium counted as unscored)."""
 
     material: np.ndarray
     density: np.ndarray
@@ -30,7 +35,8 @@ class VoxelGeometry:
     n_bins: int
     origin: tuple = (0.0, 0.0, 0.0)
     spacing: tuple = (0.1, 0.1, 0.1)
-    background: ph.Material | None = None  # medium between source and grid (primary attenuation only)
+    background: ph.Material | None = None  # medium around the grid (None: vacuum), transported in full
+    world_margin_cm: float = 10.0  # the background fills the box holding the grid and every focal spot, plus this
 
     def __post_init__(self):
         if self.material.shape != self.density.shape or self.material.shape != self.tally_map.shape:
@@ -129,14 +135,47 @@ class MCResult:
         return self.histories / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _majorant(tables: ph.PhysicsTables, geom: VoxelGeometry) -> np.ndarray:
-    mat = geom.material.ravel()
-    dens = geom.density.ravel()
-    rho_max = np.zeros(len(tables.materials))
-    np.maximum.at(rho_max, mat, dens)
-    mu = tables.mu_total * rho_max[:, None]
-    upper = np.maximum(mu[:, :-1], mu[:, 1:]).max(axis=0)
-    return np.concatenate([upper, upper[-1:]]) * (1.0 + 1e-9) + 1e-12
+def pack_voxels(material: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """uint32 voxel words for the kernels: material index << RHO_BITS | density / RHO_UNIT (rounded)."""
+    from .kernels import RHO_BITS, RHO_MASK, RHO_UNIT
+
+    mat = np.asarray(material).ravel()
+    rho = np.asarray(density, np.float64).ravel()
+    if mat.size and (mat.min() < 0 or mat.max() >= 2 ** (32 - RHO_BITS)):
+        raise ValueError(f"material indices must lie in 0..{2 ** (32 - RHO_BITS) - 1}")
+    q = np.rint(rho / RHO_UNIT)
+    if q.size and (q.min() < 0 or q.max() > RHO_MASK):
+        raise ValueError(f"densities must lie in 0..{RHO_MASK * RHO_UNIT:.1f} g/cm^3")
+    return (mat.astype(np.uint32) << np.uint32(RHO_BITS)) | q.astype(np.uint32)
+
+
+MACRO_CELL_CM = 1.5  # macro-cell edge for the local majorants (a few mean free paths per cell in tissue)
+
+
+def macro_cells(tables: ph.PhysicsTables, shape, spacing, vox: np.ndarray, cell_cm: float = MACRO_CELL_CM):
+    """Local majorants for delta tracking: the grid cut into cells of about ``cell_cm``; per cell the
+    largest density and the class (set of materials present); per class and energy bin the largest mass
+    attenuation coefficient of its materials over the bin (a strict bound of the interpolated value).
+    Returns (cell_rho [cells], cell_cls [cells] int32, cls_mu [classes, N_E], cshape (3,), csize (3,))."""
+    from .kernels import RHO_BITS, RHO_MASK, RHO_UNIT
+
+    nz, ny, nx = (int(n) for n in shape)
+    csize = np.array([max(1, min(n, int(round(cell_cm / float(d))))) for n, d in zip((nz, ny, nx), spacing,
+                                                                                       strict=True)])
+    cshape = np.array([-(-n // c) for n, c in zip((nz, ny, nx), csize, strict=True)])
+    pad = [(0, int(cs * c - n)) for n, cs, c in zip((nz, ny, nx), cshape, csize, strict=True)]
+    mat = np.pad((vox >> np.uint32(RHO_BITS)).astype(np.int32).reshape(nz, ny, nx), pad, constant_values=-1)
+    rho = np.pad(((vox & np.uint32(RHO_MASK)) * RHO_UNIT).reshape(nz, ny, nx), pad)  # densities the kernel sees
+    blk = (cshape[0], csize[0], cshape[1], csize[1], cshape[2], csize[2])
+    cell_rho = rho.reshape(blk).max(axis=(1, 3, 5)).ravel()
+    n_mat = tables.mu_total.shape[0]
+    present = np.stack([(mat == k).reshape(blk).any(axis=(1, 3, 5)).ravel() for k in range(n_mat)], axis=1)
+    classes, cell_cls = np.unique(present, axis=0, return_inverse=True)
+    mu = tables.mu_total
+    upper = np.concatenate([np.maximum(mu[:, :-1], mu[:, 1:]), mu[:, -1:]], axis=1)  # per energy bin
+    cls_mu = np.array([upper[c].max(axis=0) if c.any() else np.zeros(mu.shape[1]) for c in classes])
+    return (cell_rho.astype(np.float64), cell_cls.ravel().astype(np.int32), cls_mu * (1.0 + 1e-9),
+            cshape.astype(np.int64), csize.astype(np.int64))
 
 
 def prepare(geom: VoxelGeometry, source: Source):
@@ -152,8 +191,15 @@ def prepare(geom: VoxelGeometry, source: Source):
         bg_idx = len(mats) + len(extra)
         extra.append(geom.background)
     tables = ph.build_tables(mats + extra)
-    maj = _majorant(ph.PhysicsTables(**{**tables.__dict__, "materials": tables.materials[: len(mats)],
-                                        "mu_total": tables.mu_total[: len(mats)]}), geom)
+    vox = pack_voxels(geom.material, geom.density)
+    cells = macro_cells(ph.PhysicsTables(**{**tables.__dict__, "materials": tables.materials[: len(mats)],
+                                            "mu_total": tables.mu_total[: len(mats)]}),
+                        geom.material.shape, geom.spacing, vox, MACRO_CELL_CM)
+    lo = np.array([geom.origin[2], geom.origin[1], geom.origin[0]], float)
+    hi = lo + np.array(geom.material.shape[::-1], float) * np.array(geom.spacing[::-1], float)
+    pos = np.asarray(source.positions, float)
+    world = np.concatenate([np.minimum(lo, pos.min(axis=0)) - geom.world_margin_cm,
+                            np.maximum(hi, pos.max(axis=0)) + geom.world_margin_cm])
     wts = np.ones(source.n_projections) if source.weights is None else source.weights
     pc = np.cumsum(wts) / np.sum(wts)
     pc[-1] = 1.0
@@ -166,11 +212,10 @@ def prepare(geom: VoxelGeometry, source: Source):
         float(source.fan_tan), float(source.cone_tan), bow_t, int(bow_idx),
         float(source.bowtie_material.density) if bow_idx >= 0 else 0.0,
         f8(source.spec_lo), f8(source.spec_width), f8(sc), int(bg_idx),
-        float(geom.background.density) if bg_idx >= 0 else 0.0,
-        np.ascontiguousarray(geom.material.ravel(), dtype=np.int32),
-        np.ascontiguousarray(geom.density.ravel(), dtype=np.float64),
+        float(geom.background.density) if bg_idx >= 0 else 0.0, f8(world),
+        vox,
         np.ascontiguousarray(geom.tally_map.ravel(), dtype=np.int32),
-        np.asarray(geom.material.shape, dtype=np.int64), f8(geom.origin), f8(geom.spacing), f8(maj),
+        np.asarray(geom.material.shape, dtype=np.int64), f8(geom.origin), f8(geom.spacing), *cells,
         f8(tables.mu_total), f8(tables.mu_photo), f8(tables.mu_compton), f8(tables.sf), f8(tables.ff_cum),
         f8(tables.fl_energy), f8(tables.fl_cum),
     )

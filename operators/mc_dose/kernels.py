@@ -6,11 +6,17 @@ CUDA backend with ``numba.cuda.jit(device=True)`` and ``cuda.atomic.add``. The r
 from ``numba.cuda.random``'s xoroshiro128+ functions, which are generic ``@jit`` functions usable by
 both targets (one state per CPU batch / per CUDA thread).
 
+Geometry: the voxel grid (one uint32 word per voxel: material index and density, see RHO_BITS) sits in
+a world box filled with a background medium (or vacuum). Outside the grid photons are transported
+analogue in the medium; inside, delta (Woodcock) tracking with a majorant per macro cell (about 1.5 cm)
+and energy bin, so that soft-tissue and lung cells are not tracked with the majorant of bone.
+
 Tally layout: ``tally[batch, bin]`` float64 (keV). Bins 0..n-1 are the scoring regions given by the
-int32 ``tally_map`` per voxel (-1: unscored); then three bookkeeping bins: ESCAPED (energy carried
-out of the grid, including photons that miss it), EMITTED (energy of the source photons after
-bowtie/background weighting), UNSCORED (deposited in voxels with tally_map -1), PRIMARY (part of
-ESCAPED carried by photons that never interacted: narrow-beam transmission).
+int32 ``tally_map`` per voxel (-1: unscored); then four bookkeeping bins: ESCAPED (energy carried
+out of the world, or out of the grid in vacuum, including photons that miss it), EMITTED (energy of
+the source photons after the bowtie weighting), UNSCORED (deposited in voxels with tally_map -1 and in
+the background medium), PRIMARY (part of ESCAPED carried by photons that never interacted:
+narrow-beam transmission).
 Energy conservation: sum(scored) + UNSCORED + ESCAPED == EMITTED.
 """
 
@@ -31,6 +37,11 @@ N_SF = 1400  # S(x) table, uniform in x on [0, XMAX]
 N_FF = 1024  # F^2 cumulative table, x = XMAX * t^2, t uniform on [0, 1]
 XMAX = EMAX_KEV / HC_KEV_A * 1.001
 N_FL = 6  # fluorescence channels per material (3 elements x K-alpha/K-beta)
+# voxel word (uint32): material index in the top 8 bits, density in units of RHO_UNIT in the low 24 bits
+# (resolution 9.5e-7 g/cm^3, at most 16 g/cm^3): one memory load per tracking step instead of two
+RHO_BITS = 24
+RHO_UNIT = 2.0**-20
+RHO_MASK = (1 << RHO_BITS) - 1
 
 E0 = E0_KEV
 INV_DE = 1.0 / DE_KEV
@@ -174,10 +185,58 @@ def build_device_functions(dev, deposit):
         return tmin
 
     @dev
+    def box_exit(px, py, pz, ux, uy, uz, lo_x, lo_y, lo_z, hi_x, hi_y, hi_z):
+        """distance along u to leave the box [lo, hi] from a point inside it (>= 0)."""
+        t = 1e30
+        if ux > 0.0:
+            t = min(t, (hi_x - px) / ux)
+        elif ux < 0.0:
+            t = min(t, (lo_x - px) / ux)
+        if uy > 0.0:
+            t = min(t, (hi_y - py) / uy)
+        elif uy < 0.0:
+            t = min(t, (lo_y - py) / uy)
+        if uz > 0.0:
+            t = min(t, (hi_z - pz) / uz)
+        elif uz < 0.0:
+            t = min(t, (lo_z - pz) / uz)
+        return max(t, 0.0)
+
+    @dev
+    def interact(states, sidx, e, ux, uy, uz, m, ie, fe, r, mu_ph, mu_co, sf, ff, fl_e, fl_cum):
+        """one real interaction in material m; ``r`` uniform on [0, mu_total/rho) selects the process.
+        Returns (deposited keV, new energy (0: absorbed), ux, uy, uz)."""
+        ph_ = lerp(mu_ph, m, ie, fe)
+        if r <= ph_:
+            # photoabsorption, K fluorescence for Z >= 20
+            uf = _rand(states, sidx)
+            ch = -1
+            for k in range(N_FL):
+                if uf < lerp2(fl_cum, m, ie, fe, k):
+                    ch = k
+                    break
+            if ch < 0:
+                return e, 0.0, ux, uy, uz
+            ef = fl_e[m, ch]
+            nx_, ny_, nz_ = iso_dir(states, sidx)
+            return e - ef, ef, nx_, ny_, nz_
+        dep = 0.0
+        if r <= ph_ + lerp(mu_co, m, ie, fe):
+            e2, cost = sample_compton(states, sidx, e, sf, m)
+            dep = e - e2
+            e = e2
+        else:
+            cost = sample_rayleigh(states, sidx, e, ff, m)
+        ux, uy, uz = rotate(ux, uy, uz, cost, TWO_PI * _rand(states, sidx))
+        if e < ECUT:
+            return dep + e, 0.0, ux, uy, uz
+        return dep, e, ux, uy, uz
+
+    @dev
     def history(states, sidx, b,
                 src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
-                bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho,
-                mat, dens, tmap, shape, origin, spacing, majorant,
+                bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
+                vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
                 mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally, nbins):
         nz = shape[0]
         ny = shape[1]
@@ -227,81 +286,144 @@ def build_device_functions(dev, deposit):
                 jb = 0
             thick = bow_t[jb] + (tb - jb) * (bow_t[jb + 1] - bow_t[jb])
             w *= math.exp(-lerp(mu_tot, bow_mat, ie, fe) * bow_rho * thick * nrm)
-        hx = origin[2] + nx * spacing[2]
-        hy = origin[1] + ny * spacing[1]
-        hz = origin[0] + nz * spacing[0]
-        t0 = box_entry(px, py, pz, ux, uy, uz, origin[2], origin[1], origin[0], hx, hy, hz)
-        if t0 < 0.0:
-            deposit(tally, b, nbins + 1, w * e)
-            deposit(tally, b, nbins, w * e)
-            deposit(tally, b, nbins + 3, w * e)
-            return
-        if bg_mat >= 0:
-            w *= math.exp(-lerp(mu_tot, bg_mat, ie, fe) * bg_rho * t0)
         deposit(tally, b, nbins + 1, w * e)
-        # nudge inside
-        px += ux * (t0 + 1e-7)
-        py += uy * (t0 + 1e-7)
-        pz += uz * (t0 + 1e-7)
+        glo_x = origin[2]
+        glo_y = origin[1]
+        glo_z = origin[0]
+        ghi_x = origin[2] + nx * spacing[2]
+        ghi_y = origin[1] + ny * spacing[1]
+        ghi_z = origin[0] + nz * spacing[0]
         inv_dx = 1.0 / spacing[2]
         inv_dy = 1.0 / spacing[1]
         inv_dz = 1.0 / spacing[0]
         primary = True
-        # --- Woodcock tracking (majorant piecewise constant per energy bin: a strict bound)
+        if bg_mat >= 0:
+            # the world box (filled with the background medium) must hold the focal spot; else enter it
+            t0 = box_entry(px, py, pz, ux, uy, uz, world[0], world[1], world[2], world[3], world[4], world[5])
+            if t0 < 0.0:
+                deposit(tally, b, nbins, w * e)
+                deposit(tally, b, nbins + 3, w * e)
+                return
+            px += ux * t0
+            py += uy * t0
+            pz += uz * t0
+        inside = False
+        tau = -1.0
+        dc = -1.0
+        mj = 0.0
         while True:
-            ie, fe = e_index(e)
-            mj = majorant[ie]
-            step = -math.log(urand(states, sidx)) / mj
+            if not inside:
+                # --- outside the voxel grid: vacuum (straight to the grid) or the background medium of
+                # the world box, transported analogue (free path, Compton / Rayleigh / photo in the medium)
+                tin = box_entry(px, py, pz, ux, uy, uz, glo_x, glo_y, glo_z, ghi_x, ghi_y, ghi_z)
+                if bg_mat < 0:
+                    if tin < 0.0:
+                        deposit(tally, b, nbins, w * e)
+                        if primary:
+                            deposit(tally, b, nbins + 3, w * e)
+                        return
+                    step = tin
+                else:
+                    ie, fe = e_index(e)
+                    mbg = lerp(mu_tot, bg_mat, ie, fe) * bg_rho
+                    step = -math.log(urand(states, sidx)) / mbg
+                    if tin < 0.0 or step < tin:
+                        tout = box_exit(px, py, pz, ux, uy, uz, world[0], world[1], world[2],
+                                        world[3], world[4], world[5])
+                        if step >= tout:
+                            deposit(tally, b, nbins, w * e)
+                            if primary:
+                                deposit(tally, b, nbins + 3, w * e)
+                            return
+                        px += ux * step
+                        py += uy * step
+                        pz += uz * step
+                        dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, bg_mat, ie, fe,
+                                                      urand(states, sidx) * mbg / bg_rho,
+                                                      mu_ph, mu_co, sf, ff, fl_e, fl_cum)
+                        deposit(tally, b, nbins + 2, w * dep)
+                        primary = False
+                        if e <= 0.0:
+                            return
+                        continue
+                    step = tin
+                # nudge inside the grid
+                px += ux * (step + 1e-7)
+                py += uy * (step + 1e-7)
+                pz += uz * (step + 1e-7)
+                inside = True
+            # --- delta (Woodcock) tracking with a majorant per macro cell and energy bin (a strict bound:
+            # the cell's largest density x the largest mass attenuation of the materials it holds). The
+            # optical depth ``tau`` left to the next (real or virtual) collision carries over cell borders;
+            # ``dc`` is the distance left to the current cell's exit (< 0: find the cell again).
+            if dc < 0.0:
+                fx = (px - glo_x) * inv_dx
+                fy = (py - glo_y) * inv_dy
+                fz = (pz - glo_z) * inv_dz
+                if fx < 0.0 or fy < 0.0 or fz < 0.0 or fx >= nx or fy >= ny or fz >= nz:
+                    inside = False  # left the grid (at a cell border): continue outside
+                    tau = -1.0
+                    continue
+                ie, fe = e_index(e)
+                cxi = int(fx) // csize[2]
+                cyi = int(fy) // csize[1]
+                czi = int(fz) // csize[0]
+                c = (czi * cshape[1] + cyi) * cshape[2] + cxi
+                mj = cell_rho[c] * cls_mu[cell_cls[c], ie]
+                if ux > 0.0:
+                    dxc = (glo_x + min((cxi + 1) * csize[2], nx) * spacing[2] - px) / ux
+                elif ux < 0.0:
+                    dxc = (glo_x + cxi * csize[2] * spacing[2] - px) / ux
+                else:
+                    dxc = 1e30
+                if uy > 0.0:
+                    dyc = (glo_y + min((cyi + 1) * csize[1], ny) * spacing[1] - py) / uy
+                elif uy < 0.0:
+                    dyc = (glo_y + cyi * csize[1] * spacing[1] - py) / uy
+                else:
+                    dyc = 1e30
+                if uz > 0.0:
+                    dzc = (glo_z + min((czi + 1) * csize[0], nz) * spacing[0] - pz) / uz
+                elif uz < 0.0:
+                    dzc = (glo_z + czi * csize[0] * spacing[0] - pz) / uz
+                else:
+                    dzc = 1e30
+                dc = max(min(dxc, min(dyc, dzc)), 0.0)
+            if tau < 0.0:
+                tau = -math.log(urand(states, sidx))
+            if tau >= mj * dc:
+                tau -= mj * dc  # no collision in this cell: on to the next one
+                px += ux * (dc + 1e-7)
+                py += uy * (dc + 1e-7)
+                pz += uz * (dc + 1e-7)
+                dc = -1.0
+                continue
+            step = tau / mj
+            tau = -1.0
+            dc -= step
             px += ux * step
             py += uy * step
             pz += uz * step
-            fx = (px - origin[2]) * inv_dx
-            fy = (py - origin[1]) * inv_dy
-            fz = (pz - origin[0]) * inv_dz
-            if fx < 0.0 or fy < 0.0 or fz < 0.0 or fx >= nx or fy >= ny or fz >= nz:
-                deposit(tally, b, nbins, w * e)
-                if primary:
-                    deposit(tally, b, nbins + 3, w * e)
-                return
-            v = (int(fz) * ny + int(fy)) * nx + int(fx)
-            m = mat[v]
-            rho = dens[v]
+            ix = min(max(int((px - glo_x) * inv_dx), 0), nx - 1)
+            iy = min(max(int((py - glo_y) * inv_dy), 0), ny - 1)
+            iz = min(max(int((pz - glo_z) * inv_dz), 0), nz - 1)
+            v = (iz * ny + iy) * nx + ix
+            q = vox[v]
+            m = q >> RHO_BITS
+            rho = (q & RHO_MASK) * RHO_UNIT
             mt = lerp(mu_tot, m, ie, fe) * rho
             r = urand(states, sidx) * mj
             if r > mt:
-                continue  # virtual interaction
-            r = r / rho
-            ph = lerp(mu_ph, m, ie, fe)
+                continue  # virtual collision (same cell, energy and direction)
+            dc = -1.0
             bin_ = tmap[v]
             if bin_ < 0:
                 bin_ = nbins + 2
-            if r <= ph:
-                # photoabsorption, K fluorescence for Z >= 20
-                uf = _rand(states, sidx)
-                ch = -1
-                for k in range(N_FL):
-                    if uf < lerp2(fl_cum, m, ie, fe, k):
-                        ch = k
-                        break
-                if ch < 0:
-                    deposit(tally, b, bin_, w * e)
-                    return
-                ef = fl_e[m, ch]
-                deposit(tally, b, bin_, w * (e - ef))
-                e = ef
-                primary = False
-                ux, uy, uz = iso_dir(states, sidx)
-                continue
-            if r <= ph + lerp(mu_co, m, ie, fe):
-                e2, cost = sample_compton(states, sidx, e, sf, m)
-                deposit(tally, b, bin_, w * (e - e2))
-                e = e2
-            else:
-                cost = sample_rayleigh(states, sidx, e, ff, m)
+            dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, m, ie, fe, r / rho,
+                                          mu_ph, mu_co, sf, ff, fl_e, fl_cum)
+            deposit(tally, b, bin_, w * dep)
             primary = False
-            ux, uy, uz = rotate(ux, uy, uz, cost, TWO_PI * _rand(states, sidx))
-            if e < ECUT:
-                deposit(tally, b, bin_, w * e)
+            if e <= 0.0:
                 return
 
     return history
@@ -317,16 +439,16 @@ _cpu_history = build_device_functions(njit(cache=False, inline="never"), _cpu_de
 
 @njit(parallel=True, cache=True)
 def cpu_run(n_per_batch, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
-            bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho,
-            mat, dens, tmap, shape, origin, spacing, majorant,
+            bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
+            vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
             mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally):
     nbatch = tally.shape[0]
     nbins = tally.shape[1] - 4
     for b in prange(nbatch):
         for _h in range(n_per_batch):
             _cpu_history(states, b, b, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
-                         bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho,
-                         mat, dens, tmap, shape, origin, spacing, majorant,
+                         bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
+                         vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
                          mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally, nbins)
 
 

@@ -13,8 +13,9 @@ from .dose import patient_dose
 
 class MCDoseOperator(Operator):
     """Inputs: ``ct_volume`` (CTVolume), ``organ_masks`` (optional dict name -> bool (z,y,x) array).
-    Outputs: ``mc_dose`` (PatientDose: block dose grid in mGy with relative uncertainty, organ doses in
-    mGy with 1-sigma, histories, time, calibration) and ``dose_summary`` (dict incl. the SSDE baseline
+    Outputs: ``mc_dose`` (PatientDose: block dose grid in mGy (soft-tissue dose per block) with relative
+    uncertainty, organ doses in mGy with 1-sigma (energy in the organ's own voxels of its own tissue kind over
+    their mass, at the CT grid), histories, time, calibration) and ``dose_summary`` (dict incl. the SSDE baseline
     at the central slice)."""
 
     def __init__(self, fragment: Fragment, *args, n_histories: int = 2_000_000, block=(2, 4, 4),
@@ -35,7 +36,8 @@ class MCDoseOperator(Operator):
         masks = op_input.receive("organ_masks")  # None when not connected / nothing sent
         res = patient_dose(vol, masks, n_histories=self.n_histories, block=self.block, pitch=self.pitch,
                            collimation_cm=self.collimation_cm, ctdi_histories=self.ctdi_histories)
-        summary = {"organ_dose_mgy": {k: {"mean": v[0], "sigma": v[1]} for k, v in res.organ_dose_mgy.items()},
+        summary = {"organ_dose_mgy": {k: {"mean": v[0], "sigma": v[1], **res.organ_info.get(k, {})}
+                                      for k, v in res.organ_dose_mgy.items()},
                    "histories": res.histories, "seconds": res.seconds, "calibration": res.calibration,
                    "conservation_error": res.conservation_error, **volume_ssde(vol)}
         self._log.info("MC dose: %d histories in %.1f s", res.histories, res.seconds)

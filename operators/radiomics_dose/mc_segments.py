@@ -10,10 +10,12 @@ weighted sum (``scan_dose_per_ctdivol``), and the absolute scale is the simulate
     rotations, so the scan's photons are L / c x CTDIvol / CTDIw_per_photon whatever the pitch: a segment k
     (length f_k c) carries f_k w_k CTDIvol / CTDIw_per_photon photons, w_k = mA_k / mean mA of the scan.
 
-Variance reduction that keeps the physics exact:
+Variance reduction that keeps the physics exact or nearly so:
 * the fan is narrowed to the patient (body and the part of the couch under it) and the per-photon result
   multiplied by the solid-angle ratio of the narrowed to the nominal fan (photons outside the narrowed fan
-  would cross only air: they deposit nothing in the grid); the bowtie thickness stays a function of the fan
+  cross only air; what they would scatter in the air back into the patient is dropped: in TG-195 case 5 all
+  air scatter together adds 0.2-0.5 % to organ doses, so the dropped share is below that, an estimate, not
+  measured for patients); the bowtie thickness stays a function of the fan
   angle (sources.generic_bowtie), so it is the same filter.
 * energy is scored on blocks (default 2 x 4 x 4 voxels, about 10 x 8 x 8 mm) split by material kind (soft
   tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean of its voxels' block doses of
