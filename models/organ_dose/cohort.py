@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from operators.common.dosimetry import water_equivalent_diameter_mm
+from operators.common.morphology import patient_outline
 from operators.radiomics_dose import features as F
 from operators.radiomics_dose.mc_segments import segment_doses
 from operators.radiomics_dose.regions import REGIONS, organ_slice_mass
@@ -133,7 +134,7 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
     t_synth = time.perf_counter() - t0
     spacing = (abs(aff[2, 2]), abs(aff[1, 1]), abs(aff[0, 0]))
     slice_z = aff[2, 3] + aff[2, 2] * np.arange(hu.shape[0])
-    dw = water_equivalent_diameter_mm(hu, spacing, body_mask=F.body_mask(hu))
+    dw = water_equivalent_diameter_mm(hu, spacing, body_mask=patient_outline(hu))
     seg = {}
     for kvp in p["kvps"]:
         seg[kvp] = segment_doses(hu, aff, lab, reg.organs, kvp, bowtie=reg.bowtie, collimation_cm=COLLIMATION_CM,

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from operators.common.labels import BODY_COMPOSITION
+from operators.common.morphology import BODY_HU, INPLANE_4, fill_holes_per_slice
 
 ID = {lab.name: lab.id for lab in BODY_COMPOSITION}
 N_CLASSES = 8
-BODY_HU = -500.0  # half way between air and soft tissue: the body surface
 HU_TYPE_EDGES = (-190.0, -30.0, 150.0, 250.0)  # paper thresholds (fat -190..-30, muscle -29..150, bone > 250)
 HU_TYPES = ("air_gas", "fat", "soft", "dense", "bone")
 SKIN_MM = 2.0
@@ -72,24 +72,6 @@ def _upsample_index(n_native: int, n_up: int) -> np.ndarray:
     return np.minimum(((np.arange(n_native) + 0.5) * n_up / n_native).astype(np.int64), n_up - 1)
 
 
-_INPLANE = np.zeros((3, 3, 3), bool)
-_INPLANE[1, 1, :] = _INPLANE[1, :, 1] = True  # 4-connected in plane, no connection across slices
-
-
-def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """binary_fill_holes of every axial slice of a (z, y, x) mask in one labelling pass: the background
-    components (4-connected in plane) that do not touch the slice border are holes."""
-    bg = ~mask
-    lab, n = ndimage.label(bg, structure=_INPLANE)
-    if n == 0:
-        return mask.copy()
-    outer = np.zeros(n + 1, bool)
-    for edge in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
-        outer[np.unique(edge)] = True
-    outer[0] = True  # label 0 = the mask itself
-    return mask | ~outer[lab]
-
-
 def body_mask(hu: np.ndarray, p_bg: np.ndarray) -> np.ndarray:
     """Body of a (z, y, x) slab: CT > ``BODY_HU`` without what the network puts outside (P(background) > 0.5)
     and that is dense (> 150 HU: the table), and without what it is sure is outside (P > 0.95); in-plane
@@ -97,7 +79,7 @@ def body_mask(hu: np.ndarray, p_bg: np.ndarray) -> np.ndarray:
     bowel gas)."""
     outside = (p_bg > 0.95) | ((p_bg > 0.5) & (hu > 150.0))
     m = (hu > BODY_HU) & ~outside
-    lab, n = ndimage.label(m, structure=_INPLANE)
+    lab, n = ndimage.label(m, structure=INPLANE_4)
     if n:
         size = np.bincount(lab.ravel(), minlength=n + 1)
         mean_bg = np.bincount(lab.ravel(), weights=p_bg.ravel(), minlength=n + 1) / np.maximum(size, 1)

@@ -16,9 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from operators.common.labels import organ_mask
+from operators.common.morphology import patient_outline
 
 RESAMPLED_SPACING_MM = (1.0, 1.0, 5.0)  # x, y, z (pyradiomics order)
 # pyradiomics' shape class is O(n^2) in mesh vertices (maximum diameters): 7 s for a liver at 1 x 1 x 5 mm,
@@ -30,7 +30,7 @@ BODY_FIRSTORDER_SPACING_MM = (2.0, 2.0, 5.0)
 MIN_VOXELS = 8  # on the original grid: below this an ROI is "too_small"
 ROI_PAD = (2, 8, 8)  # voxels (z, y, x) kept around an ROI's box for the resampling and texture neighbourhoods
 FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
-BODY = "body"  # the pseudo-organ "body": the patient outline (largest component above -500 HU)
+BODY = "body"  # the pseudo-organ "body": the patient outline (morphology.patient_outline)
 
 _extractors: dict = {}
 
@@ -157,21 +157,6 @@ def organ_features(hu: np.ndarray, spacing_zyx_mm, mask: np.ndarray, organ: str 
     return OrganFeatures(organ, status, vals, n, time.perf_counter() - t)
 
 
-def body_mask(hu: np.ndarray) -> np.ndarray:
-    """The patient outline: the largest connected component above -500 HU, holes filled per slice (so that
-    lungs and bowel gas are inside); the couch, a separate component, is left out."""
-    fg = np.asarray(hu) > -500.0
-    lab, n = ndimage.label(fg)
-    if n == 0:
-        return np.zeros(fg.shape, bool)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    body = lab == int(np.argmax(sizes))
-    for k in range(body.shape[0]):
-        body[k] = ndimage.binary_fill_holes(body[k])
-    return body
-
-
 @dataclass(frozen=True)
 class RoiJob:
     """One ROI's feature extraction, cut to the ROI (small enough to hand to a worker process)."""
@@ -216,12 +201,12 @@ def run_jobs(jobs: dict, workers: int = 1) -> dict:
 def region_jobs(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organs, include_body: bool = True,
                 wanted: dict[str, set[str]] | None = None) -> dict[str, RoiJob]:
     """One RoiJob per organ of ``organs`` (names of labels.ALL_ORGANS, masks via labels.organ_mask) and for the
-    body outline. ``wanted``: {roi: feature names} to compute only those (None: all 107 per ROI; a ROI missing
-    from ``wanted`` gets none)."""
+    body outline of ``hu`` (``patient_outline``: of this crop, as a region scan shows it). ``wanted``: {roi:
+    feature names} to compute only those (None: all 107 per ROI; a ROI missing from ``wanted`` gets none)."""
     pick = (lambda roi: None) if wanted is None else (lambda roi: wanted.get(roi, set()))
     jobs = {name: RoiJob.of(hu, spacing_zyx_mm, organ_mask(label_map, name), name, pick(name)) for name in organs}
     if include_body:
-        jobs[BODY] = RoiJob.of(hu, spacing_zyx_mm, body_mask(hu), BODY, pick(BODY))
+        jobs[BODY] = RoiJob.of(hu, spacing_zyx_mm, patient_outline(hu), BODY, pick(BODY))
     return jobs
 
 

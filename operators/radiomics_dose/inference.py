@@ -20,6 +20,7 @@ import numpy as np
 from operators.common.dosimetry import ssde_mgy, water_equivalent_diameter_mm
 from operators.common.errors import BadInputError, MissingAnatomyError, ModelError
 from operators.common.labels import organ_mask
+from operators.common.morphology import patient_outline
 
 from . import features as F
 from .regions import REGIONS, organ_geometry, organ_slice_mass, organ_tcm_factors
@@ -161,7 +162,7 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
     if not regions:
         raise MissingAnatomyError("no head (brain), chest (lungs) or abdomen (liver) in the scan: no organ-dose "
                                   "model applies")
-    body = F.body_mask(hu)
+    body = patient_outline(hu)
     dw_slices = water_equivalent_diameter_mm(hu, spacing_zyx_mm, body_mask=body) / 10.0
     dw_cm = float(np.mean(dw_slices[dw_slices > 1.0])) if np.any(dw_slices > 1.0) else 0.0
     slice_z_mm = (np.arange(hu.shape[0]) * float(spacing_zyx_mm[0]) if slice_z_mm is None
