@@ -78,10 +78,15 @@ def procedural_volume(seed: int):
     return rng, ph.ct, ph.body_parts, ph.landmarks_mm, r.sex, r.age_years, r.weight_kg
 
 
-def procedural_sample(seed: int) -> dict:
-    rng, ct, parts, lm, sex, age, weight = procedural_volume(seed)
+def _sample(volume: tuple, source: str) -> dict:
+    """A ``*_volume`` result -> the network's slices and labels (``_pack``)."""
+    rng, ct, parts, lm, sex, age, weight = volume
     x, z = prepare_slices(ct.hu, ct.affine_lps)
-    return _pack(x, z, parts, lm, sex, age, weight, rng, "procedural")
+    return _pack(x, z, parts, lm, sex, age, weight, rng, source)
+
+
+def procedural_sample(seed: int) -> dict:
+    return _sample(procedural_volume(seed), "procedural")
 
 
 def icrp_volume(seed: int):
@@ -103,9 +108,7 @@ def icrp_volume(seed: int):
 
 
 def icrp_sample(seed: int) -> dict:
-    rng, ct, parts, lm, sex, age, weight = icrp_volume(seed)
-    x, z = prepare_slices(ct.hu, ct.affine_lps)
-    return _pack(x, z, parts, lm, sex, age, weight, rng, "icrp110")
+    return _sample(icrp_volume(seed), "icrp110")
 
 
 # landmarks whose neighbourhood the first model confused most (knee / thigh / lower leg, neck / thyroid,
@@ -135,9 +138,7 @@ def icrp_focus_volume(seed: int):
 
 
 def icrp_focus_sample(seed: int) -> dict:
-    rng, ct, parts, lm, sex, age, weight = icrp_focus_volume(seed)
-    x, z = prepare_slices(ct.hu, ct.affine_lps)
-    return _pack(x, z, parts, lm, sex, age, weight, rng, "icrp110")
+    return _sample(icrp_focus_volume(seed), "icrp110")
 
 
 SAMPLERS = {"procedural": procedural_sample, "icrp": icrp_sample, "icrpfocus": icrp_focus_sample}
