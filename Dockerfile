@@ -41,8 +41,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 # constrained to the project's pins (pyproject.toml).
 COPY apps/${APP}/requirements.txt /tmp/requirements.txt
 RUN set -e; \
-    if [ "$VARIANT" = cuda ] || ls /tmp/extras/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then \
-      pip install torch==2.13.0; \
+    if [ "$VARIANT" = cuda ]; then \
+      rm -f /tmp/extras/wheels/torch-*+cpu-*.whl; pip install torch==2.13.0; \
+      python3 -c "import sys, torch; sys.exit(f'CUDA variant got a CPU-only torch {torch.__version__}' if torch.version.cuda is None else 0)"; \
+    elif ls /tmp/extras/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then pip install torch==2.13.0; \
     else pip install --extra-index-url "$TORCH_INDEX" torch==2.13.0; fi; \
     python3 -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('/tmp/extras/pyproject.toml','rb'))['project']['dependencies'] if '==' in d and not d.startswith('torch')))" > /tmp/constraints.txt; \
     pip install -c /tmp/constraints.txt -r /tmp/requirements.txt PyYAML; \
