@@ -281,3 +281,58 @@ def test_region_slices_cut_a_long_scan_to_the_region_organs_plus_margin():
     lab2[5:10] = ORGAN_BY_NAME["liver"].id
     assert region_slices(lab2, ["liver"], 5.0, 100.0) == slice(0, 30)
     assert region_slices(np.zeros((60, 8, 8), np.uint8), ["liver"], 5.0) == slice(0, 60)
+
+
+@pytest.mark.slow
+def test_app_with_monte_carlo_writes_a_valid_rt_dose(demo_study, tmp_path):
+    """apps/organ_dose --mc on the demo study: Monte Carlo organ doses beside the network's, and an RT Dose that
+    dciodvfy accepts, on the CT's study and frame of reference, with a dose grid inside the body."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pydicom
+    from _dicom_checks import dciodvfy
+
+    from operators.common.paths import REPO_ROOT
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy absent")
+    out = tmp_path / "out"
+    env = dict(os.environ, CORPUSCT_MC_HISTORIES="2e5")
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "apps" / "organ_dose"), "--mc", "-i",
+                        str(demo_study.dicom_dir), "-o", str(out)], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    mc = res["monte_carlo"]
+    assert mc["histories"] == 200000 and mc["calibration"]["ctdivol_mgy"] == res["ctdivol_mgy"]
+    methods = {d["method"] for d in res["organ_doses_mgy"].values()}
+    assert methods == {"network", "monte_carlo"}
+    assert all(d["dose"] > 0 for d in res["organ_doses_mgy"].values())  # no 0 +- 0 from empty tallies
+    # soft-tissue organs inside a 120 kVp scan get doses of the order of CTDIvol (not 0, not 10x)
+    liver_mc = mc["organ_doses_mgy"]["liver"]["dose"]
+    assert 0.3 * res["ctdivol_mgy"] < liver_mc < 3.0 * res["ctdivol_mgy"]
+    errors, _ = dciodvfy(out / "dose_rtdose.dcm")
+    assert not errors, errors
+    rd = pydicom.dcmread(out / "dose_rtdose.dcm")
+    ct = pydicom.dcmread(next(demo_study.dicom_dir.rglob("*.dcm")), stop_before_pixels=True)
+    assert rd.Modality == "RTDOSE" and rd.StudyInstanceUID == ct.StudyInstanceUID
+    assert rd.FrameOfReferenceUID == ct.FrameOfReferenceUID
+    dose = rd.pixel_array * float(rd.DoseGridScaling)
+    assert dose.max() > 0 and rd.DoseUnits == "GY"
+
+
+def test_monte_carlo_organs_without_statistics_get_no_dose():
+    from operators.radiomics_dose.report import merge_monte_carlo
+
+    net = {"organ_doses_mgy": {"liver": {"dose": 6.0, "method": "network", "uncertainty": 0.5}}, "notes": []}
+    mc = {"liver": (10.0, 0.2), "kidneys": (9.0, 0.3), "optic_nerves": (0.0, 0.0), "lenses": (6.0, 6.0)}
+    out = merge_monte_carlo(net, mc, {"histories": 1000})
+    assert set(out["monte_carlo"]["organ_doses_mgy"]) == {"liver", "kidneys"}
+    assert set(out["monte_carlo"]["insufficient_statistics"]) == {"optic_nerves", "lenses"}
+    assert out["organ_doses_mgy"]["liver"]["method"] == "network"  # the network's dose stays the main one
+    assert out["organ_doses_mgy"]["kidneys"] == {"dose": 9.0, "method": "monte_carlo", "uncertainty": 0.3}
+    assert "optic_nerves" not in out["organ_doses_mgy"] and "lenses" not in out["organ_doses_mgy"]
+    assert any("optic_nerves" in n for n in out["notes"])

@@ -9,15 +9,28 @@ import numpy as np
 
 from operators.common.provenance import NOT_FOR_CLINICAL_USE
 
+MC_MAX_REL_SIGMA = 0.5  # a Monte Carlo organ dose with a larger 1-sigma (or no energy at all) is not a result
+
 
 def merge_monte_carlo(result: dict, mc_organ_doses: dict, mc_info: dict) -> dict:
     """Add Monte Carlo organ doses ({organ: (mean mGy, 1-sigma mGy)}) to a network result: as
     ``monte_carlo.organ_doses_mgy`` (method "monte_carlo") and, for organs the network did not give, in
-    ``organ_doses_mgy`` too."""
+    ``organ_doses_mgy`` too. Organs whose tally got no energy, or whose 1-sigma exceeds ``MC_MAX_REL_SIGMA`` of
+    the mean (too few histories for a small organ), get no dose: they are listed under
+    ``monte_carlo.insufficient_statistics`` (0 +- 0 mGy would read as a measured zero)."""
     out = dict(result)
-    mc = {o: {"dose": round(float(m), 3), "method": "monte_carlo", "uncertainty": round(float(s), 3)}
-          for o, (m, s) in mc_organ_doses.items()}
+    mc, weak = {}, {}
+    for o, (m, s) in mc_organ_doses.items():
+        m, s = float(m), float(s)
+        if not m > 0.0 or s > MC_MAX_REL_SIGMA * m:
+            weak[o] = "no energy deposited" if not m > 0.0 else f"1-sigma {s / m:.0%} of the mean"
+            continue
+        mc[o] = {"dose": round(m, 3), "method": "monte_carlo", "uncertainty": round(s, 3)}
     out["monte_carlo"] = {"organ_doses_mgy": mc, **mc_info}
+    if weak:
+        out["monte_carlo"]["insufficient_statistics"] = weak
+        out["notes"] = [*out.get("notes", []), f"Monte Carlo: {len(weak)} organ(s) without a dose for lack of "
+                        f"statistics ({', '.join(sorted(weak))}); raise the histories"]
     doses = dict(out.get("organ_doses_mgy", {}))
     for o, d in mc.items():
         doses.setdefault(o, d)
