@@ -18,24 +18,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from operators.common.render import canonical_axes
+
 PIXEL_MM = 4.0
 SLICE_MM = 5.0
 AIR_HU = -1000.0
-
-
-def orientation(affine_lps: np.ndarray) -> tuple[list[int], list[bool]]:
-    """(source array axis for each canonical axis, flip per canonical axis); same rule as render.canonical_lps."""
-    a = np.asarray(affine_lps, float)
-    col_of = {0: 2, 1: 1, 2: 0}
-    src, flips = [0, 0, 0], [False, False, False]
-    for ax in range(3):
-        col = a[:3, col_of[ax]]
-        p = int(np.argmax(np.abs(col)))
-        src[2 - p] = ax
-        flips[2 - p] = bool(col[p] < 0)
-    if sorted(src) != [0, 1, 2]:
-        raise ValueError("affine has two index axes along the same patient axis")
-    return src, flips
 
 
 @dataclass
@@ -49,7 +36,7 @@ class ModelGrid:
 
     @classmethod
     def of(cls, hu_shape, affine_lps, pixel_mm: float = PIXEL_MM, slice_mm: float = SLICE_MM) -> ModelGrid:
-        src, flips = orientation(affine_lps)
+        src, flips = canonical_axes(affine_lps)
         a = np.asarray(affine_lps, float)
         sp_native = [float(np.linalg.norm(a[:3, c])) for c in (2, 1, 0)]  # (z, y, x) array axes
         can_shape = tuple(int(hu_shape[s]) for s in src)

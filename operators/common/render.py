@@ -21,10 +21,10 @@ from operators.common.labels import ORGANS
 WINDOWS = {"soft": (40.0, 400.0), "lung": (-600.0, 1500.0), "bone": (400.0, 1800.0), "brain": (40.0, 80.0)}
 
 
-def canonical_lps(array_zyx: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorient (no resampling) so that array axis 0 runs inferior->superior, axis 1 anterior->posterior and
-    axis 2 right->left; returns the view and its affine (diagonal up to obliquity). Each index direction is
-    assigned to its nearest patient axis, so oblique data are shown as acquired."""
+def canonical_axes(affine_lps: np.ndarray) -> tuple[list[int], list[bool]]:
+    """(source array axis of each canonical axis, flip of each canonical axis) for ``canonical_lps``: canonical
+    axis 0 runs inferior->superior, 1 anterior->posterior, 2 right->left. Each index direction is assigned to its
+    nearest patient axis."""
     a = np.asarray(affine_lps, dtype=float)
     index_of_array_axis = {0: 2, 1: 1, 2: 0}  # array axis (z, y, x) -> affine column (k, j, i)
     src_axis = [0, 0, 0]
@@ -37,6 +37,16 @@ def canonical_lps(array_zyx: np.ndarray, affine_lps: np.ndarray) -> tuple[np.nda
         flips[target] = bool(col[patient] < 0)
     if sorted(src_axis) != [0, 1, 2]:
         raise ValueError("affine has two index axes along the same patient axis")
+    return src_axis, flips
+
+
+def canonical_lps(array_zyx: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient (no resampling) so that array axis 0 runs inferior->superior, axis 1 anterior->posterior and
+    axis 2 right->left; returns the view and its affine (diagonal up to obliquity). Each index direction is
+    assigned to its nearest patient axis, so oblique data are shown as acquired."""
+    a = np.asarray(affine_lps, dtype=float)
+    index_of_array_axis = {0: 2, 1: 1, 2: 0}  # array axis (z, y, x) -> affine column (k, j, i)
+    src_axis, flips = canonical_axes(a)
     out = np.transpose(array_zyx, src_axis)
     start = [0, 0, 0]  # original (z, y, x) index of the canonical origin voxel
     for target, ax in enumerate(src_axis):

@@ -38,6 +38,7 @@ import torch
 from operators.common.bundle import bundle_name_version, load_torchscript_bundle
 from operators.common.errors import ModelError
 from operators.common.labels import ALL_ORGANS, ORGAN_BY_NAME
+from operators.common.render import canonical_axes
 from operators.common.volume import CTVolume
 
 from . import preprocess as pp
@@ -262,7 +263,7 @@ class OrganSegmentation:
 
 def _canonical_slice_index(affine_lps: np.ndarray, n: int) -> np.ndarray | None:
     """canonical slice index of each volume slice when axis 0 stays the slice axis (else None)."""
-    src, flips = pp._canonical_axes(affine_lps)
+    src, flips = canonical_axes(affine_lps)
     if src[0] != 0:
         return None
     k = np.arange(n)

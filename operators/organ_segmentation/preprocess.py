@@ -41,6 +41,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from operators.common.render import canonical_axes, canonical_lps
+
 NET_SHAPE: tuple[int, int] = (224, 304)  # (rows anterior->posterior, columns right->left)
 N_LEVELS = 240  # intensity levels after normalisation (paper: "discretized to 240 intensity values")
 AIR_HU = -1024.0
@@ -65,32 +67,15 @@ class Box(NamedTuple):
 
 # --- orientation ------------------------------------------------------------------------------------------
 
-def _canonical_axes(affine_lps: np.ndarray) -> tuple[list[int], list[bool]]:
-    """(source array axis of each canonical axis, flip of each canonical axis), as render.canonical_lps."""
-    a = np.asarray(affine_lps, dtype=float)
-    column_of_axis = {0: 2, 1: 1, 2: 0}
-    src, flips = [0, 0, 0], [False, False, False]
-    for ax in range(3):
-        col = a[:3, column_of_axis[ax]]
-        patient = int(np.argmax(np.abs(col)))
-        src[2 - patient] = ax
-        flips[2 - patient] = bool(col[patient] < 0)
-    if sorted(src) != [0, 1, 2]:
-        raise ValueError("affine has two index axes along the same patient axis")
-    return src, flips
-
-
 def canonical(array_zyx: np.ndarray, affine_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(view of ``array_zyx`` in the canonical layout, its affine); no resampling (render.canonical_lps)."""
-    from operators.common.render import canonical_lps
-
     return canonical_lps(array_zyx, affine_lps)
 
 
 def from_canonical(array_c: np.ndarray, affine_lps: np.ndarray) -> np.ndarray:
     """Inverse of ``canonical``: an array in the canonical layout back to the original (z, y, x) order of the
     volume whose affine is ``affine_lps``."""
-    src, flips = _canonical_axes(affine_lps)
+    src, flips = canonical_axes(affine_lps)
     out = array_c
     for target in range(3):
         if flips[target]:
