@@ -203,6 +203,16 @@ def build_device_functions(dev, deposit):
         return max(t, 0.0)
 
     @dev
+    def cell_exit(p, u, lo, c, csz, n, d):
+        """Path length along one axis (coordinate ``p``, direction cosine ``u``) to the far face of macro-cell
+        ``c`` (``csz`` voxels of size ``d`` per cell; the grid has ``n`` voxels from ``lo``)."""
+        if u > 0.0:
+            return (lo + min((c + 1) * csz, n) * d - p) / u
+        if u < 0.0:
+            return (lo + c * csz * d - p) / u
+        return 1e30
+
+    @dev
     def interact(states, sidx, e, ux, uy, uz, m, ie, fe, r, mu_ph, mu_co, sf, ff, fl_e, fl_cum):
         """one real interaction in material m; ``r`` uniform on [0, mu_total/rho) selects the process.
         Returns (deposited keV, new energy (0: absorbed), ux, uy, uz)."""
@@ -370,24 +380,9 @@ def build_device_functions(dev, deposit):
                 czi = int(fz) // csize[0]
                 c = (czi * cshape[1] + cyi) * cshape[2] + cxi
                 mj = cell_rho[c] * cls_mu[cell_cls[c], ie]
-                if ux > 0.0:
-                    dxc = (glo_x + min((cxi + 1) * csize[2], nx) * spacing[2] - px) / ux
-                elif ux < 0.0:
-                    dxc = (glo_x + cxi * csize[2] * spacing[2] - px) / ux
-                else:
-                    dxc = 1e30
-                if uy > 0.0:
-                    dyc = (glo_y + min((cyi + 1) * csize[1], ny) * spacing[1] - py) / uy
-                elif uy < 0.0:
-                    dyc = (glo_y + cyi * csize[1] * spacing[1] - py) / uy
-                else:
-                    dyc = 1e30
-                if uz > 0.0:
-                    dzc = (glo_z + min((czi + 1) * csize[0], nz) * spacing[0] - pz) / uz
-                elif uz < 0.0:
-                    dzc = (glo_z + czi * csize[0] * spacing[0] - pz) / uz
-                else:
-                    dzc = 1e30
+                dxc = cell_exit(px, ux, glo_x, cxi, csize[2], nx, spacing[2])
+                dyc = cell_exit(py, uy, glo_y, cyi, csize[1], ny, spacing[1])
+                dzc = cell_exit(pz, uz, glo_z, czi, csize[0], nz, spacing[0])
                 dc = max(min(dxc, min(dyc, dzc)), 0.0)
             if tau < 0.0:
                 tau = -math.log(urand(states, sidx))
