@@ -167,7 +167,7 @@ def test_network_recovers_a_known_relation():
 
 
 def test_operator_dose_scales_with_ctdivol_and_tcm(tmp_path):
-    from operators.radiomics_dose.inference import OrganDoseModel, predict_organ_doses
+    from operators.radiomics_dose.inference import OrganDoseModel, predict_organ_doses, region_slices
     from operators.radiomics_dose.operator import measurement_groups
 
     d = _synthetic_region(n_pat=12, per=2)
@@ -198,6 +198,22 @@ def test_operator_dose_scales_with_ctdivol_and_tcm(tmp_path):
                                    1).astype(float), ma)
     assert r3.organ_doses_mgy["kidneys"]["dose"] == pytest.approx(f[1] * r1.organ_doses_mgy["kidneys"]["dose"],
                                                                   rel=1e-3)
+    # a longer scan (60 more body slices at a quarter of the mA: a whole-body scan's legs) gives the region
+    # what the region's own slices scanned alone with the same tube current give: the scan's CTDIvol, which
+    # follows its mean mA, is not the region's
+    hu_l = np.concatenate([hu, np.repeat(hu[:1], 60, 0)])
+    lab_l = np.concatenate([lab, np.zeros_like(lab[:1]).repeat(60, 0)])
+    ma_l = np.concatenate([np.full(hu.shape[0], 100.0), np.full(60, 25.0)])
+    ctdi_l = 5.0 * ma_l.mean() / 100.0
+    long_scan = predict_organ_doses(model, hu_l, sp, lab_l, DoseParameters("header", 120.0, ctdi_l, None, 32, 100.0,
+                                                                           tube_current_ma=ma_l), regions=["abdomen"])
+    zs = region_slices(lab_l, ["liver", "kidneys"], 5.0)
+    alone = predict_organ_doses(model, hu_l[zs], sp, lab_l[zs], DoseParameters(
+        "header", 120.0, ctdi_l * ma_l[zs].mean() / ma_l.mean(), None, 32, 100.0, tube_current_ma=ma_l[zs]),
+        regions=["abdomen"])
+    assert zs.stop < len(ma_l)  # the window leaves out low-mA slices, so the scan's mean mA is not the region's
+    for o in ("liver", "kidneys"):
+        assert long_scan.organ_doses_mgy[o]["dose"] == pytest.approx(alone.organ_doses_mgy[o]["dose"], rel=2e-3)
     assert r1.ssde_mgy is not None and r1.dose_source == "header"
     groups = measurement_groups(r1.to_json())
     assert groups[0].measurements[0].value == 5.0

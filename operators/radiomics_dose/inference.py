@@ -208,7 +208,14 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         t = time.perf_counter()
         ratio = model.predict_region(region, feats, res.kvp, dw_region_cm, tcm, oin)
         res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
-        ctdi = res.ctdivol_mgy
+        # The network's dose is per CTDIvol of a scan of the region alone. The scanner's CTDIvol follows the
+        # mean tube current of the whole scan, so the region's own CTDIvol is that times the region's mean mA
+        # over the scan's (a whole-body scan with modulation: the abdomen runs at several times the legs' mA).
+        ma_factor = float(np.mean(np.asarray(ma, float)[zs]) / np.mean(ma))
+        ctdi = res.ctdivol_mgy * ma_factor
+        if abs(ma_factor - 1.0) > 0.01:
+            res.notes.append(f"{region}: CTDIvol of the region's slices = scan CTDIvol x {ma_factor:.2f} (their mean "
+                             "tube current over the scan's)")
         if phantom != reg.ctdi_phantom_cm:
             k = model.calibration.get(str(int(round(res.kvp / 20.0) * 20)), 2.0)
             ctdi = ctdi * (k if reg.ctdi_phantom_cm == 16 else 1.0 / k)
