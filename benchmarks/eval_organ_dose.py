@@ -46,7 +46,7 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict:
 
 def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select: int = 100, n_models: int = 1,
              weight_decay: float = 1e-3) -> dict:
-    cal = load_calibration(HERE / "data" / "ctdi_calibration.json")
+    cal = load_calibration()
     out = {}
     for region in regions:
         data = load_region(cohort, region, cal)

@@ -15,6 +15,21 @@ def test_photons_per_mas_arithmetic():
     assert photons_per_mas(10.0, 100.0, 1e-12) == pytest.approx(1e11)
 
 
+@pytest.mark.parametrize("kvp,bowtie,diameter", [(120.0, "body", 32.0), (80.0, "head", 16.0)])
+def test_committed_ctdi_table_agrees_with_a_fresh_simulation(kvp, bowtie, diameter):
+    """The committed CTDIw table (every patient dose's absolute scale) is what the engine gives now: a fresh,
+    independently seeded simulation agrees within 3 combined sigma (a table left stale by a physics or geometry
+    change fails here)."""
+    from operators.mc_dose.calibration import ctdiw_per_photon, simulate_ctdi
+    from operators.mc_dose.sources import spectrum_from_kvp
+
+    tab = ctdiw_per_photon(kvp, bowtie, diameter)
+    assert tab["source"] == "table" and tab["histories"] >= 10_000_000 and tab["rel_sigma"] < 0.005
+    fresh = simulate_ctdi(spectrum_from_kvp(kvp), diameter, 4.0, bowtie, n_histories=1_500_000, seed=4242)
+    tol = 3 * np.hypot(tab["rel_sigma"], fresh["ctdiw_rel_sigma"])
+    assert abs(fresh["ctdiw"] / tab["ctdiw_per_photon_mgy"] - 1) < tol, (fresh["ctdiw"], tab)
+
+
 def test_water_cylinder_dose_matches_ssde():
     from operators.mc_dose.dose import patient_dose
 
@@ -35,6 +50,7 @@ def test_water_cylinder_dose_matches_ssde():
     assert dw == pytest.approx(20.0, rel=0.02)
     # SSDE is a population fit (AAPM 204 quotes ~10-20 % agreement with MC); 25 % tolerance
     assert d == pytest.approx(ref, rel=0.25), (d, ref, res.calibration)
+    assert res.calibration["ctdiw_source"] == "table"  # 120 kVp, body bowtie, 32 cm, 4 cm, 6 mm Al is tabulated
     assert 0 < s < 0.05 * d
     assert res.conservation_error < 1e-9
     assert res.dose_mgy.shape == (6, 8, 8)

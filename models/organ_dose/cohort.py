@@ -42,33 +42,6 @@ log = logging.getLogger("organ_dose.cohort")
 KVPS = (80.0, 100.0, 120.0, 140.0)
 COLLIMATION_CM = 4.0
 HERE = Path(__file__).resolve().parent
-CALIBRATION_JSON = HERE / "data" / "ctdi_calibration.json"
-
-
-def ctdi_calibration(path: Path = CALIBRATION_JSON, n_histories: int = 1_000_000) -> dict:
-    """CTDIw per source photon (mGy) per kVp for the head (16 cm, head bowtie) and body (32 cm, body bowtie)
-    set-ups of the segments, simulated once (operators/mc_dose/calibration.simulate_ctdi) and cached."""
-    cal = json.loads(path.read_text()) if path.exists() else {}
-    changed = False
-    from operators.mc_dose.calibration import simulate_ctdi
-    from operators.mc_dose.sources import spectrum_from_kvp
-
-    for kvp in KVPS:
-        for bowtie, diam in (("head", 16.0), ("body", 32.0)):
-            key = f"{int(kvp)}_{bowtie}"
-            if key in cal:
-                continue
-            t = time.perf_counter()
-            r = simulate_ctdi(spectrum_from_kvp(kvp), diam, COLLIMATION_CM, bowtie, n_histories=n_histories)
-            cal[key] = {"kvp": kvp, "bowtie": bowtie, "phantom_cm": diam, "ctdiw_per_photon_mgy": r["ctdiw"],
-                        "rel_sigma": r["ctdiw_rel_sigma"], "histories": r["histories"],
-                        "seconds": round(time.perf_counter() - t, 1)}
-            log.info("CTDI calibration %s: %.4g mGy/photon (+-%.2f %%)", key, r["ctdiw"], 100 * r["ctdiw_rel_sigma"])
-            changed = True
-    if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cal, indent=1))
-    return cal
 
 
 def patient_plan(seed: int, n: int) -> list[dict]:
@@ -191,17 +164,21 @@ def main(argv=None):
     ap.add_argument("--range-variants", type=int, default=1, help="2: also a range shortened by one segment")
     ap.add_argument("--backend", default="cpu", choices=("cpu", "cuda"), help="Monte Carlo engine backend")
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting new patients after this")
+    ap.add_argument("--shard", default="0/1", help="i/n: this process runs the cases j with j %% n == i (run n "
+                                                   "processes with i = 0..n-1 on one --out for n cores)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("operators.mc_dose.engine").setLevel(logging.WARNING)  # per-batch progress of each run
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ctdi_calibration()
     plan = patient_plan(a.seed, a.patients)
-    (out / "plan.json").write_text(json.dumps({"seed": a.seed, "patients": plan, "args": vars(a)}, indent=1))
+    shard, n_shards = (int(x) for x in a.shard.split("/"))
+    (out / f"plan_shard{shard}.json").write_text(json.dumps({"seed": a.seed, "patients": plan, "args": vars(a)},
+                                                            indent=1))
     regions = a.regions.split(",")
     jobs = [(p, r) for p in plan for r in regions]
+    jobs = [jr for j, jr in enumerate(jobs) if j % n_shards == shard]
     done_s, n_done = 0.0, 0
     log.info("cohort: %d patients x %d regions = %d cases (threads: OMP %s, NUMBA %s)", len(plan), len(regions),
              len(jobs), os.environ.get("OMP_NUM_THREADS"), os.environ.get("NUMBA_NUM_THREADS"))

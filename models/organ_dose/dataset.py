@@ -48,8 +48,14 @@ class RegionData:
     case: list = field(default_factory=list)
 
 
-def load_calibration(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+def load_calibration() -> dict:
+    """CTDIw per source photon of the cohort's set-ups, keyed "<kVp>_<bowtie>" (head: 16 cm, body: 32 cm
+    phantom; 4 cm collimation, 6 mm Al), from the committed table of operators/mc_dose/calibration."""
+    from operators.mc_dose.calibration import ctdiw_per_photon
+
+    return {f"{kvp}_{bowtie}": {"kvp": float(kvp), "bowtie": bowtie,
+                                **ctdiw_per_photon(float(kvp), bowtie, 16.0 if bowtie == "head" else 32.0)}
+            for kvp in (80, 100, 120, 140) for bowtie in ("head", "body")}
 
 
 def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_CM) -> list[dict]:

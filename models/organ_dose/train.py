@@ -172,7 +172,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(1)
-    cal = load_calibration(HERE / "data" / "ctdi_calibration.json")
+    cal = load_calibration()
     out = Path(a.out)
     scalers = {}
     for region in ("head", "chest", "abdomen"):

@@ -10,7 +10,9 @@ CTDI100 = mean rod air kerma x 10 cm / nominal collimation; CTDIw = C/3 + 2 P/3.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -85,3 +87,69 @@ def photons_per_mas(ctdivol_mgy: float, mas_effective: float, ctdiw_per_photon: 
     """CTDIvol = CTDIw / pitch and CTDIw = N_per_mAs x mAs_per_rotation x CTDIw_per_photon, so
     N_per_mAs = CTDIvol / (mAs_effective x CTDIw_per_photon) with mAs_effective = mAs_rot / pitch."""
     return float(ctdivol_mgy) / (float(mas_effective) * float(ctdiw_per_photon))
+
+
+# ---- cached CTDIw per photon ------------------------------------------------------------------------------
+# One table for every user of the absolute scale (the app's Monte Carlo, the organ-dose cohort): simulated once
+# at high statistics per (kVp, bowtie, phantom, collimation, filtration) set-up and committed; a set-up not in
+# the table is simulated on demand (at ``n_histories``) and kept in memory for the process.
+CALIBRATION_TABLE = Path(__file__).resolve().parent / "data" / "ctdi_calibration.json"
+TABLE_HISTORIES = 50_000_000
+_MEMORY: dict = {}
+
+
+def calibration_key(kvp: float, bowtie: str, diameter_cm: float, collimation_cm: float = 4.0,
+                    filtration_mm_al: float = 6.0) -> str:
+    return f"{kvp:g}kVp_{bowtie}_{diameter_cm:g}cm_col{collimation_cm:g}_al{filtration_mm_al:g}"
+
+
+def load_table(path: Path = CALIBRATION_TABLE) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def ctdiw_per_photon(kvp: float, bowtie: str = "body", diameter_cm: float = 32.0, collimation_cm: float = 4.0,
+                     filtration_mm_al: float = 6.0, n_histories: int = 4_000_000) -> dict:
+    """CTDIw (mGy per source photon) of the set-up, with its relative 1-sigma and where it came from
+    ("table": the committed high-statistics simulation; "simulated": computed now)."""
+    from .sources import spectrum_from_kvp
+
+    key = calibration_key(kvp, bowtie, diameter_cm, collimation_cm, filtration_mm_al)
+    entry = load_table().get(key) or _MEMORY.get(key)
+    if entry is None:
+        r = simulate_ctdi(spectrum_from_kvp(kvp, filtration_mm_al), diameter_cm, collimation_cm, bowtie,
+                          n_histories=n_histories)
+        entry = {"ctdiw_per_photon_mgy": r["ctdiw"], "rel_sigma": r["ctdiw_rel_sigma"], "histories": r["histories"],
+                 "source": "simulated"}
+        _MEMORY[key] = entry
+    return {"source": "table", **entry, "key": key}
+
+
+def build_table(kvps=(80.0, 100.0, 120.0, 140.0), n_histories: int = TABLE_HISTORIES,
+                path: Path = CALIBRATION_TABLE) -> dict:
+    """(Re)simulate the committed table: head bowtie in the 16 cm and body bowtie in the 32 cm phantom, 4 cm
+    collimation, 6 mm Al, at ``n_histories`` each (entries already there at that statistic are kept)."""
+    import time
+
+    from .sources import spectrum_from_kvp
+
+    table = load_table(path)
+    for kvp in kvps:
+        for bowtie, diam in (("head", 16.0), ("body", 32.0)):
+            key = calibration_key(kvp, bowtie, diam)
+            if table.get(key, {}).get("histories", 0) >= n_histories:
+                continue
+            t = time.perf_counter()
+            r = simulate_ctdi(spectrum_from_kvp(kvp, 6.0), diam, 4.0, bowtie, n_histories=n_histories)
+            table[key] = {"kvp": kvp, "bowtie": bowtie, "phantom_cm": diam, "collimation_cm": 4.0,
+                          "filtration_mm_al": 6.0, "ctdiw_per_photon_mgy": r["ctdiw"],
+                          "rel_sigma": r["ctdiw_rel_sigma"], "ctdi100_center": r["ctdi100_center"],
+                          "ctdi100_periphery": r["ctdi100_periphery"], "histories": r["histories"],
+                          "seconds": round(time.perf_counter() - t, 1)}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(table, indent=1))  # after every entry: a stopped run keeps its work
+            print(key, table[key], flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    build_table()

@@ -1,6 +1,6 @@
 """Patient dose from a CT volume: HU -> materials, CT source from the series metadata (kVp, per-slice
-tube current), Monte Carlo transport, calibration to mGy through a simulated CTDIw (32 cm body phantom)
-and the scanner's CTDIvol; dose grid and organ doses with batch uncertainties.
+tube current), Monte Carlo transport, calibration to mGy through the simulated CTDIw of the same source in the
+32 cm body phantom (calibration.ctdiw_per_photon: the committed high-statistics table) and the scanner's CTDIvol; dose grid and organ doses with batch uncertainties.
 
 Scoring: every voxel's tally bin is the combination of (dose-grid block, tissue kind, organ membership).
 The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) or soft (everything else).
@@ -24,7 +24,7 @@ from operators.common.paths import shared_data_dir
 from operators.common.volume import CTVolume
 
 from . import physics as ph
-from .calibration import KEV_PER_G_TO_MGY, simulate_ctdi
+from .calibration import KEV_PER_G_TO_MGY, ctdiw_per_photon
 from .engine import VoxelGeometry, run_cpu
 from .sources import HU_CLASSES, ct_source, hu_to_materials, spectrum_from_kvp
 
@@ -78,7 +78,7 @@ def _materials_from_hu(hu):
 
 def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_000_000, block=(2, 4, 4),
                  collimation_cm: float = 4.0, pitch: float = 1.0, filtration_mm_al: float = 6.0,
-                 ctdi_histories: int = 1_000_000, seed: int = 3, n_batches: int = 20) -> PatientDose:
+                 ctdi_histories: int = 4_000_000, seed: int = 3, n_batches: int = 20) -> PatientDose:
     """Dose (mGy) on a (z, y, x) grid of ``block`` voxels and per organ mask (bool, same shape as the
     volume; see the module docstring for what each means). Requires an axial, unrotated volume (diagonal
     affine), ``meta.kvp`` and ``meta.ctdivol_mgy``."""
@@ -127,9 +127,9 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     r = run_cpu(geom, src, n_histories, n_batches=n_batches, seed=seed)
     vox_mass = dens * float(np.prod(spacing_cm))
     bin_mass = np.bincount(tmap.ravel(), weights=vox_mass.ravel(), minlength=n_bins)
-    ct = simulate_ctdi(spec, 32.0, collimation_cm, "body", n_histories=ctdi_histories)
+    ct = ctdiw_per_photon(m.kvp, "body", 32.0, collimation_cm, filtration_mm_al, n_histories=ctdi_histories)
     n_rot = max((z_cm[-1] - z_cm[0]) / (pitch * collimation_cm), 1.0 / 36)
-    photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw"]  # total source photons of the scan
+    photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw_per_photon_mgy"]  # total source photons of the scan
     scale = photons * KEV_PER_G_TO_MGY  # keV/g per history -> mGy
     pb = r.extra["per_batch_kev"]  # (batches, bins) keV per history
     # dose grid: soft tissue of each block, or bone where the block holds no soft tissue
@@ -164,6 +164,7 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     for ax in flips:
         dose, rel = np.flip(dose, ax), np.flip(rel, ax)
     return PatientDose(dose, rel, tuple(block), organs, r.histories, r.seconds,
-                       {"ctdiw_per_photon_mgy": ct["ctdiw"], "ctdiw_rel_sigma": ct["ctdiw_rel_sigma"],
+                       {"ctdiw_per_photon_mgy": ct["ctdiw_per_photon_mgy"], "ctdiw_rel_sigma": ct["rel_sigma"],
+                        "ctdiw_source": ct["source"],
                         "ctdivol_mgy": m.ctdivol_mgy, "source_photons": photons, "pitch": pitch,
                         "collimation_cm": collimation_cm, "kvp": m.kvp}, r.conservation_error, info)

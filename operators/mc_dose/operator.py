@@ -19,7 +19,7 @@ class MCDoseOperator(Operator):
     at the central slice)."""
 
     def __init__(self, fragment: Fragment, *args, n_histories: int = 2_000_000, block=(2, 4, 4),
-                 pitch: float = 1.0, collimation_cm: float = 4.0, ctdi_histories: int = 1_000_000, **kwargs):
+                 pitch: float = 1.0, collimation_cm: float = 4.0, ctdi_histories: int = 4_000_000, **kwargs):
         self.n_histories, self.block, self.pitch, self.collimation_cm = int(n_histories), tuple(block), pitch, collimation_cm
         self.ctdi_histories = int(ctdi_histories)
         self._log = logging.getLogger(f"{__name__}.{type(self).__name__}")

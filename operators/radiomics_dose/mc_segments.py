@@ -4,7 +4,7 @@ Organ dose is linear in the source. For one patient and one kVp the helical scan
 one collimation width (one rotation at pitch 1); each segment's organ doses per source photon are tallied once
 (``segment_doses``). Any scan range that is a union of segments and any tube-current profile then follows by a
 weighted sum (``scan_dose_per_ctdivol``), and the absolute scale is the simulated CTDIw of the same source
-(operators/mc_dose/calibration.simulate_ctdi, one run per kVp and phantom, cached by the caller):
+(operators/mc_dose/calibration.ctdiw_per_photon, the committed table per kVp and phantom):
 
     N photons per rotation = CTDIvol x pitch / CTDIw_per_photon, and a helix of length L holds L / (pitch c)
     rotations, so the scan's photons are L / c x CTDIvol / CTDIw_per_photon whatever the pitch: a segment k
@@ -18,8 +18,9 @@ Variance reduction that keeps the physics exact or nearly so:
   measured for patients); the bowtie thickness stays a function of the fan
   angle (sources.generic_bowtie), so it is the same filter.
 * energy is scored on blocks (default 2 x 4 x 4 voxels, about 10 x 8 x 8 mm) split by material kind (soft
-  tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean of its voxels' block doses of
-  their own kind. Blocks give small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region;
+  tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean, over its voxels of the organ's
+  own kind (the kind holding most of its mass), of their blocks' dose of that kind: partial-volume voxels of a
+  pituitary gland against the sella (> 100 HU) no longer score bone kerma into it. Blocks give small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region;
   splitting off bone keeps the kerma of vertebrae and skull out of the spinal cord and brain (scoring whole
   blocks, as patient_dose does, doubled the spinal-cord dose). Transport runs on the CT grid (in-plane halved
   above ``max_matrix``): Woodcock tracking costs per interaction, not per voxel, so a fine grid costs little.
@@ -115,7 +116,7 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     ``organs``: names (organs absent from the map get NaN). Transport runs on the CT grid itself (in-plane
     halved, labels nearest, when the matrix exceeds ``max_matrix``); energy is scored per ``block`` of voxels
     and per material kind (soft tissue / bone-like), and an organ's dose is the mass-weighted mean, over its
-    voxels, of the dose of their block's material kind.
+    voxels of its own kind, of their block's dose of that kind.
     ``backend``: "cpu" (engine.run_cpu) or "cuda" (engine.run_cuda, same physics). ``progress``: optional
     callable(k, n_segments)."""
     hu = np.asarray(hu, np.float32)
@@ -156,7 +157,9 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     weights = np.zeros((len(organs), n_bins))  # organ mass per bin
     for o, name in enumerate(organs):
         m = organ_mask(lab_t, name)
-        if m.any():
+        if m.any():  # the organ's own tissue kind only (as mc_dose.dose.patient_dose)
+            bone_share = float(vmass[m & (bonelike == 1)].sum() / vmass[m].sum())
+            m &= bonelike == int(bone_share > 0.5)
             weights[o] = np.bincount(tmap[m], weights=vmass[m], minlength=n_bins)
     organ_mass = weights.sum(axis=1)
     present = organ_mass > 0
