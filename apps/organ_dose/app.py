@@ -1,5 +1,5 @@
-"""Organ dose app: study folder -> chosen axial CT series -> GrayNet range -> organ segmentation (+ anchor
-post-process) -> radiomics features -> per-region networks -> organ doses in mGy; with Monte Carlo on, also the
+"""Organ dose app: study folder -> chosen axial CT series -> GrayNet range -> organ segmentation of the dose
+organs and the anchors (+ anchor post-process) -> radiomics features -> per-region networks -> organ doses in mGy; with Monte Carlo on, also the
 Monte Carlo reference (operators/mc_dose) and its RT Dose.
 
 Dose parameters come from the study's CT Radiation Dose SR when the input folder holds one (matched to the
@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 
 from apps.base import CorpusCTApp
+from operators.anchor_postprocess.rules import ANCHORS
 from operators.dicom_output.operator import RTDoseWriterOperator, SRWriterOperator
 from operators.radiomics_dose.operator import (
     OrganDoseMergeOperator,
     OrganMasksOperator,
     RadiomicsDoseOperator,
 )
+from operators.radiomics_dose.regions import DOSE_ORGANS
 
 APP_NAME = "organ_dose"
 
@@ -41,7 +43,8 @@ class OrganDoseApp(CorpusCTApp):
 
     def compose(self):
         selector, to_volume = self.compose_intake()
-        anchor = self.compose_organs(self.compose_range(to_volume))
+        # only the organs the dose networks read, and the anchors that bound them in the post-process
+        anchor = self.compose_organs(self.compose_range(to_volume), organs=list(dict.fromkeys(DOSE_ORGANS + ANCHORS)))
         png = self.output_dir / "organ_dose.png"
         dose = RadiomicsDoseOperator(self, models_dir=self.models_dir, app_name=APP_NAME, study_folder=self.input_dir,
                                      report_png=None if self.monte_carlo else png, name="radiomics_dose")

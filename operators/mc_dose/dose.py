@@ -4,8 +4,9 @@ tube current), Monte Carlo transport, calibration to mGy through the simulated C
 
 Scoring: every voxel's tally bin is the combination of (dose-grid block, tissue kind, organ membership).
 The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) or soft (everything else).
-* organ dose = energy deposited in the organ's own voxels of the organ's tissue kind (the kind holding most
-  of its mass: soft for the spinal cord, bone for a vertebra) divided by their mass. This is exact at the
+* organ dose = energy deposited in the organ's own voxels of the organ's tissue kind divided by their mass
+  (``scored_in_bone``: soft for soft-tissue organs, bone for skeletal ones, else the kind holding most of the
+  mask's mass). This is exact at the
   CT grid whatever the block size; voxels of the other kind inside a mask (bone voxels in a spinal-cord or
   brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT energies) leaks into soft organs.
 * dose grid = per block, the dose to its soft tissue where it has any (dose to bone where the block is
@@ -30,6 +31,22 @@ from .sources import HU_CLASSES, ct_source, hu_to_materials, spectrum_from_kvp
 
 # HU classes from this index on (cartilage, mineral bone) are bone-like tissue
 BONE_CLASS_MIN = next(i for i, (_, name) in enumerate(HU_CLASSES) if name == "Cartilage")
+SKELETAL_ORGANS = frozenset({"bones", "femoral_heads"})
+
+
+def scored_in_bone(name: str, bone_mass: float, soft_mass: float) -> bool:
+    """Whether organ ``name``'s dose is scored in its bone-like voxels (True) or its soft ones. A soft-tissue
+    organ of labels.ALL_ORGANS is scored in its soft voxels: its voxels above 100 HU are contrast-enhanced blood
+    and parenchyma (an arterial-phase heart: 3/4 of its voxels) or partial volume with bone, which the HU
+    mapping turns into bone-like material (calcium, not iodine); their kerma is not the organ tissue's dose.
+    Skeletal organs are scored in bone; other masks (phantom regions) in the kind holding most of their mass."""
+    from operators.common.labels import ORGAN_BY_NAME
+
+    if name in SKELETAL_ORGANS:
+        return bone_mass > 0 or soft_mass == 0
+    if name in ORGAN_BY_NAME:
+        return soft_mass == 0
+    return bone_mass > soft_mass
 
 
 @dataclass
@@ -152,7 +169,7 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
         ob = member[:, o]
         bone_mass = bin_mass[ob & bin_bone].sum()
         soft_mass_o = bin_mass[ob & ~bin_bone].sum()
-        kind_bone = bone_mass > soft_mass_o
+        kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
         keep = ob & (bin_bone == kind_bone)
         om = bin_mass[keep].sum()
         per_batch = pb[:, keep].sum(axis=1) / om * scale

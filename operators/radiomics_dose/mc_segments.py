@@ -19,8 +19,9 @@ Variance reduction that keeps the physics exact or nearly so:
   angle (sources.generic_bowtie), so it is the same filter.
 * energy is scored on blocks (default 2 x 4 x 4 voxels, about 10 x 8 x 8 mm) split by material kind (soft
   tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean, over its voxels of the organ's
-  own kind (the kind holding most of its mass), of their blocks' dose of that kind: partial-volume voxels of a
-  pituitary gland against the sella (> 100 HU) no longer score bone kerma into it. Blocks give small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region;
+  own kind (``mc_dose.dose.scored_in_bone``: soft for soft-tissue organs), of their blocks' dose of that kind:
+  contrast-filled heart chambers (HU-mapped to bone-like material) and partial-volume voxels of a pituitary
+  gland against the sella no longer score bone kerma into soft organs. Blocks give small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region;
   splitting off bone keeps the kerma of vertebrae and skull out of the spinal cord and brain (scoring whole
   blocks, as patient_dose does, doubled the spinal-cord dose). Transport runs on the CT grid (in-plane halved
   above ``max_matrix``): Woodcock tracking costs per interaction, not per voxel, so a fine grid costs little.
@@ -42,6 +43,7 @@ from operators.common.labels import organ_mask
 from operators.common.paths import shared_data_dir
 from operators.mc_dose import physics as ph
 from operators.mc_dose.calibration import KEV_PER_G_TO_MGY
+from operators.mc_dose.dose import scored_in_bone
 from operators.mc_dose.engine import VoxelGeometry, prepare, run_cpu, run_cuda
 from operators.mc_dose.sources import ct_source, hu_to_materials, spectrum_from_kvp
 
@@ -157,9 +159,9 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     weights = np.zeros((len(organs), n_bins))  # organ mass per bin
     for o, name in enumerate(organs):
         m = organ_mask(lab_t, name)
-        if m.any():  # the organ's own tissue kind only (as mc_dose.dose.patient_dose)
-            bone_share = float(vmass[m & (bonelike == 1)].sum() / vmass[m].sum())
-            m &= bonelike == int(bone_share > 0.5)
+        if m.any():  # the organ's own tissue kind only (mc_dose.dose.scored_in_bone, as patient_dose)
+            bone = bonelike == 1
+            m &= bone == scored_in_bone(name, float(vmass[m & bone].sum()), float(vmass[m & ~bone].sum()))
             weights[o] = np.bincount(tmap[m], weights=vmass[m], minlength=n_bins)
     organ_mass = weights.sum(axis=1)
     present = organ_mass > 0

@@ -27,6 +27,8 @@ REGIONS: dict[str, Region] = {
                                   "spinal_cord"), "body", 32, 320.0),
 }
 
+DOSE_ORGANS: tuple[str, ...] = tuple(dict.fromkeys(o for r in REGIONS.values() for o in r.organs))
+
 
 def organ_slice_mass(label_map: np.ndarray, organs) -> np.ndarray:
     """(n_slices, n_organs) voxel count of each organ per slice (volume order)."""
