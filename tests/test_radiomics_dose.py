@@ -66,6 +66,16 @@ def test_wanted_features_equal_the_full_extraction_and_skip_the_rest():
     computed = {k for k, v in part.values.items() if not math.isnan(v)}
     assert computed == wanted  # e.g. no GLCM, GLRLM, GLDM or NGTDM feature was computed
     assert F.organ_features(hu, sp, m, "liver", set()).status == "ok"  # an ROI the network reads no feature of
+    # the job split into its extractor runs (shape / the rest; run in different processes) gives the same values
+    for w in (None, wanted):
+        job = F.RoiJob.of(hu, sp, m, "liver", w)
+        parts = job.parts()
+        assert len(parts) == 2 and {c.split("_")[1] for c in parts[0].wanted} == {"shape"}
+        merged, whole = F.merge([p.run() for p in parts]), job.run()
+        assert merged.status == whole.status == "ok"
+        keys = sorted(whole.values)
+        assert sorted(merged.values) == keys
+        assert np.array_equal([merged.values[k] for k in keys], [whole.values[k] for k in keys], equal_nan=True)
 
 
 def test_f_regression_matches_the_regression_t_statistic():

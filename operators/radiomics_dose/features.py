@@ -176,6 +176,28 @@ class RoiJob:
     def run(self) -> OrganFeatures:
         return organ_features(self.hu, self.spacing_zyx_mm, self.mask, self.organ, self.wanted)
 
+    def parts(self) -> list[RoiJob]:
+        """The job as one job per extractor run of its plan (shape / the other classes), each asking for that
+        run's features only: independent work that can go to different processes (``merge`` joins them)."""
+        names = feature_names()
+        wanted = set(names) if self.wanted is None else set(self.wanted)
+        out = []
+        for classes, _, _ in _plan(self.organ, None if self.wanted is None else set(self.wanted)):
+            sub = frozenset(k for k in wanted if k.split("_")[1] in classes)
+            if sub:
+                out.append(RoiJob(self.organ, self.hu, self.mask, self.spacing_zyx_mm, sub))
+        return out or [self]
+
+
+def merge(parts: list[OrganFeatures]) -> OrganFeatures:
+    """One ROI's features from its parts (``RoiJob.parts``): each part's own features, the first failure's status."""
+    first = parts[0]
+    values = dict(first.values)
+    for p in parts[1:]:
+        values.update({k: v for k, v in p.values.items() if not np.isnan(v)})
+    bad = [p.status for p in parts if p.status != "ok"]
+    return OrganFeatures(first.organ, bad[0] if bad else "ok", values, first.voxels, sum(p.seconds for p in parts))
+
 
 def default_workers() -> int:
     """Feature worker processes: $CORPUSCT_FEATURE_WORKERS, else the CPU cores this process may use (at most 4)."""
@@ -191,11 +213,16 @@ def run_jobs(jobs: dict, workers: int = 1) -> dict:
     not fork: the caller may be a multi-threaded Holoscan graph)."""
     if workers <= 1 or len(jobs) <= 1:
         return {k: j.run() for k, j in jobs.items()}
-    order = sorted(jobs, key=lambda k: -int(jobs[k].mask.sum()))
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+    # each ROI's extractor runs as separate tasks (the body's shape alone is the longest task of a region),
+    # largest ROI first
+    tasks = [(k, part) for k in sorted(jobs, key=lambda k: -int(jobs[k].mask.sum())) for part in jobs[k].parts()]
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {k: pool.submit(RoiJob.run, jobs[k]) for k in order}
-        return {k: futures[k].result() for k in jobs}
+        futures = [(k, pool.submit(RoiJob.run, part)) for k, part in tasks]
+        done: dict = {}
+        for k, f in futures:
+            done.setdefault(k, []).append(f.result())
+    return {k: merge(done[k]) for k in jobs}
 
 
 def region_jobs(hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, organs, include_body: bool = True,
