@@ -3,7 +3,7 @@ SSDE baseline (AAPM 204/220, the scan's SSDE used as every organ's dose) and the
 test cases.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval_organ_dose.py --cohort build/organ_dose/cohort \\
-        --splits 20 --out build/organ_dose/eval
+        --splits 20 --n-models 3 --workers 2 --out build/organ_dose/eval
 
 Splits are by patient (all protocols of a test patient are unseen); feature selection, scalers and training
 use the training patients only. Per organ on the pooled test predictions of each split: RRMSE (RMSE / mean
@@ -88,6 +88,11 @@ def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select
     return out
 
 
+def _evaluate_one(args) -> dict:
+    torch.set_num_threads(1)
+    return evaluate(*args)
+
+
 def plot(result: dict, path: Path):
     import matplotlib
 
@@ -139,10 +144,20 @@ def main(argv=None):
     ap.add_argument("--n-models", type=int, default=1, help="ensemble members (seeds)")
     ap.add_argument("--weight-decay", type=float, default=1e-3)
     ap.add_argument("--out", default="build/organ_dose/eval")
+    ap.add_argument("--workers", type=int, default=1, help="regions evaluated in this many processes (1 thread each)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    res = evaluate(a.cohort, a.splits, a.seed, a.epochs, a.regions.split(","), a.n_select, a.n_models,
-                   a.weight_decay)
+    regions = a.regions.split(",")
+    args = [(a.cohort, a.splits, a.seed, a.epochs, [r], a.n_select, a.n_models, a.weight_decay) for r in regions]
+    if a.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(a.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(_evaluate_one, args))
+    else:
+        parts = [_evaluate_one(x) for x in args]
+    res = {k: v for part in parts for k, v in part.items()}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(res, indent=1, default=float))
