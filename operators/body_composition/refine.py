@@ -17,8 +17,11 @@ Region rules (as the phantom labels and the paper define the classes):
 * skin: the outer in-plane rim of the body, ``SKIN_MM`` (2 mm, at least one voxel) thick, where the tissue
   under it is soft tissue or fat (the procedural phantom's rule, models/phantoms/anatomy.py ``skin``);
 * bone: bone HU where the network's bone region outweighs contrast-filled vessels (IO), plus marrow: per slice
-  the holes enclosed by bone (not the spinal canal or cranial cavity: holes the network calls CNS or IO stay);
-* abdominal visceral vs subcutaneous fat, internal organs, CNS: the network's region, restricted by HU; no
+  the holes enclosed by bone (not the spinal canal or cranial cavity: holes labelled CNS or IO stay);
+* CNS: anatomical rules, not the network (which has hardly learnt the class): the cranial cavity and the
+  spinal canal enclosed by bone (operators/body_composition/cns.py); the network's CNS weight is 0, so where it
+  says CNS the next allowed class wins, and CNS voxels the rule finds are never turned into marrow;
+* abdominal visceral vs subcutaneous fat, internal organs: the network's region, restricted by HU; no
   AVF in slices with at least half the scan's largest lung area (mediastinal / epicardial fat is IO).
 
 The probabilities are interpolated in z on the model grid, in plane onto a grid of at most 2x the model's
@@ -36,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from operators.body_composition.cns import cns_mask
 from operators.common.labels import BODY_COMPOSITION
 from operators.common.morphology import BODY_HU, INPLANE_4, fill_holes_per_slice
 
@@ -50,11 +54,11 @@ CONTEXT_WEIGHT = 0.1
 # W[t, c]: weight of class c for a voxel of HU type t (columns: background, skin, bone, muscle, AVF, SF, IO, CNS).
 # 0 = impossible; skin comes from the rim rule only; background from the body mask only.
 HU_WEIGHTS = np.array([
-    # bg  skin  bone  muscle AVF   SF    IO    CNS
+    # bg  skin  bone  muscle AVF   SF    IO    CNS (from the anatomical rule only: cns.py)
     [0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 1.0, 0.0],     # air / gas < -190 HU: lungs, bowel gas (IO)
     [0.0, 0.0, 0.05, 0.0, 1.0, 1.0, 0.5, 0.0],    # fat -190..-30: SF / AVF by region; marrow; organ fat (IO)
-    [0.0, 0.0, 0.1, 1.0, 0.0, 0.0, 1.0, 1.0],     # soft -29..150: muscle / IO / CNS by region; discs, cartilage
-    [0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.2],     # dense 150..250: bone edges, enhanced organs and vessels
+    [0.0, 0.0, 0.1, 1.0, 0.0, 0.0, 1.0, 0.0],     # soft -29..150: muscle / IO by region; discs, cartilage
+    [0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.0],     # dense 150..250: bone edges, enhanced organs and vessels
     [0.0, 0.0, 1.0, 0.01, 0.0, 0.0, 1.0, 0.0],    # bone > 250: bone, or contrast-filled vessels (IO)
 ], np.float32)
 
@@ -99,8 +103,8 @@ def skin_rim(body: np.ndarray, spacing_yx_mm, skin_mm: float = SKIN_MM) -> np.nd
 
 
 def fill_marrow(labels: np.ndarray) -> None:
-    """Per slice, holes enclosed by bone become bone unless the network called them CNS or IO (spinal canal,
-    cranial cavity, vessels) or background; in place."""
+    """Per slice, holes enclosed by bone become bone unless labelled CNS (the anatomical rule: spinal canal,
+    cranial cavity), IO (vessels) or background; in place."""
     bone = labels == ID["bone"]
     holes = fill_holes_per_slice(bone) & ~bone
     keep = np.zeros(N_CLASSES, bool)
@@ -193,6 +197,7 @@ def refine_to_native(grid, logits, hu: np.ndarray, chunk: int = 16, max_up: int 
         body[k:k + chunk] = body_mask(h, bg)
         lab[~body[k:k + chunk]] = 0
         crop[k:k + chunk] = lab
+    crop[cns_mask(hu_can[:, by, bx], body, (grid.can_spacing[0], dy, dx))] = ID["central_nervous_system"]
     fill_marrow(crop)
     no_visceral_fat_in_chest(crop, hu_can[:, by, bx], (dy, dx))
     rim = skin_rim(body, (dy, dx))
