@@ -362,3 +362,19 @@ def test_monte_carlo_organs_without_statistics_get_no_dose():
     assert out["organ_doses_mgy"]["kidneys"] == {"dose": 9.0, "method": "monte_carlo", "uncertainty": 0.3}
     assert "optic_nerves" not in out["organ_doses_mgy"] and "lenses" not in out["organ_doses_mgy"]
     assert any("optic_nerves" in n for n in out["notes"])
+
+
+def test_a_region_applies_only_when_the_scan_holds_its_whole_anchor_organ():
+    """An abdomen scan with the lung bases: the chest network (trained on scans holding the whole lungs) is not
+    used, and the result says why; the liver, wholly inside, makes it an abdomen scan."""
+    from operators.common.labels import ORGAN_BY_NAME
+    from operators.radiomics_dose.inference import regions_in_scan
+
+    lab = np.zeros((60, 40, 40), np.uint8)
+    lab[20:45, 5:35, 5:35] = ORGAN_BY_NAME["liver"].id  # 25 x 30 x 30 voxels of 5 x 5 x 5 mm = 2.8 l: whole
+    lab[45:60, 5:35, 5:35] = ORGAN_BY_NAME["lungs"].id  # 1.7 l of lung, up to the last slice: cut by the scan
+    notes = []
+    assert regions_in_scan(lab, (5.0, 5.0, 5.0), notes=notes) == ["abdomen"]
+    assert len(notes) == 1 and "chest" in notes[0] and "lungs" in notes[0]
+    lab[59] = 0  # the lungs now end inside the scan: a chest network may read them
+    assert regions_in_scan(lab, (5.0, 5.0, 5.0)) == ["abdomen", "chest"]

@@ -116,12 +116,28 @@ class OrganDoseModel:
         return out.numpy()[0].astype(float)
 
 
-def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float = MIN_ANCHOR_FRACTION) -> list[str]:
-    """Regions whose anchor organ is at least ``min_fraction`` of its typical adult volume in the scan, best
-    covered first."""
+def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float = MIN_ANCHOR_FRACTION,
+                    notes: list | None = None) -> list[str]:
+    """Regions whose anchor organ is at least ``min_fraction`` of its typical adult volume in the scan and lies
+    wholly inside it (not on the first or last slice), best covered first. Every training scan of a region holds
+    its whole anchor organ (head: brain, chest: lungs, abdomen: liver); a scan that cuts it (the lung bases of an
+    abdomen scan) is outside what the region's network has seen, so that region is left out, with a line in
+    ``notes`` saying why."""
     vox_cm3 = float(np.prod(spacing_zyx_mm)) / 1000.0
-    frac = {r: organ_mask(label_map, a).sum() * vox_cm3 / ANCHOR_TYPICAL_CM3[a] for r, a in REGION_ANCHOR.items()}
-    return sorted((r for r, f in frac.items() if f >= min_fraction), key=lambda r: -frac[r])
+    out = {}
+    for r, a in REGION_ANCHOR.items():
+        m = organ_mask(label_map, a)
+        frac = m.sum() * vox_cm3 / ANCHOR_TYPICAL_CM3[a]
+        if frac < min_fraction:
+            continue
+        per_slice = m.any(axis=(1, 2))
+        if per_slice[0] or per_slice[-1]:
+            if notes is not None:
+                notes.append(f"{r}: no organ doses: the scan cuts the {a.replace('_', ' ')} (the {r} network is "
+                             f"trained on scans holding the whole organ)")
+            continue
+        out[r] = frac
+    return sorted(out, key=lambda r: -out[r])
 
 
 REGION_MARGIN_MM = 100.0
@@ -158,10 +174,11 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
     if dose_params.kvp is None or dose_params.ctdivol_mgy is None:
         raise BadInputError("organ doses need the kVp and CTDIvol of the scan (neither the dose report nor the "
                              "image headers give them)")
-    regions = regions if regions is not None else regions_in_scan(label_map, spacing_zyx_mm)
+    notes: list[str] = []
+    regions = regions if regions is not None else regions_in_scan(label_map, spacing_zyx_mm, notes=notes)
     if not regions:
-        raise MissingAnatomyError("no head (brain), chest (lungs) or abdomen (liver) in the scan: no organ-dose "
-                                  "model applies")
+        raise MissingAnatomyError("no whole head (brain), chest (lungs) or abdomen (liver) in the scan: no "
+                                  "organ-dose model applies" + (f" ({'; '.join(notes)})" if notes else ""))
     body = patient_outline(hu)
     dw_slices = water_equivalent_diameter_mm(hu, spacing_zyx_mm, body_mask=body) / 10.0
     dw_cm = float(np.mean(dw_slices[dw_slices > 1.0])) if np.any(dw_slices > 1.0) else 0.0
@@ -172,7 +189,7 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         ma = np.ones(hu.shape[0])
     res = OrganDoseResult(ctdivol_mgy=round(float(dose_params.ctdivol_mgy), 4), dose_source=dose_params.dose_source,
                           regions=list(regions), water_equivalent_diameter_cm=round(dw_cm, 2),
-                          kvp=float(dose_params.kvp))
+                          kvp=float(dose_params.kvp), notes=notes)
     phantom = dose_params.ctdi_phantom_cm or 32
     centre_dw = float(dw_slices[len(dw_slices) // 2])
     res.ssde_mgy = round(ssde_mgy(res.ctdivol_mgy, centre_dw, phantom), 3) if centre_dw > 1.0 else None
