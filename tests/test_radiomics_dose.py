@@ -378,3 +378,18 @@ def test_a_region_applies_only_when_the_scan_holds_its_whole_anchor_organ():
     assert len(notes) == 1 and "chest" in notes[0] and "lungs" in notes[0]
     lab[59] = 0  # the lungs now end inside the scan: a chest network may read them
     assert regions_in_scan(lab, (5.0, 5.0, 5.0)) == ["abdomen", "chest"]
+
+
+def test_inputs_outside_the_training_range_are_reported():
+    from types import SimpleNamespace
+
+    from operators.radiomics_dose.inference import OrganDoseModel
+
+    fake = SimpleNamespace(scalers={"abdomen": {"inputs": ["body:original_shape_MeshVolume", "dw_cm", "kvp"],
+                                                "x_train_min": [1e6, 20.0, float("nan")],
+                                                "x_train_max": [4e6, 34.0, float("nan")]}})
+    check = OrganDoseModel.outside_training_range
+    assert check(fake, "abdomen", [2e6, 30.0, 120.0]) == {}
+    assert check(fake, "abdomen", [2e6, 37.6, 120.0]) == {"dw_cm": (37.6, 20.0, 34.0)}  # a very large patient
+    assert set(check(fake, "abdomen", [5e5, 30.0, float("nan")])) == {"body:original_shape_MeshVolume"}
+    assert check(SimpleNamespace(scalers={"abdomen": {"inputs": ["kvp"]}}), "abdomen", [80.0]) == {}  # old bundle

@@ -151,8 +151,13 @@ def export(fitted: Fitted, region: str, data: RegionData, out_dir: Path) -> dict
     path = out_dir / f"model_{region}.ts"
     ts.save(str(path))
     m = fitted.model
+    names = list(data.feature_names)
+    x = inputs(data, np.array([names.index(f) for f in fitted.selected]))
+    with np.errstate(all="ignore"):  # an input NaN in every sample (an organ no phantom has) has no range
+        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
     return {"model": f"models/{path.name}", "organs": list(data.organs),
             "inputs": list(fitted.selected) + protocol_input_names(data.organs),
+            "x_train_min": [float(v) for v in lo], "x_train_max": [float(v) for v in hi],
             "x_mean": m.x_mean.tolist(), "x_std": m.x_std.tolist(), "y_mean": m.y_mean.tolist(),
             "y_std": m.y_std.tolist(), "n_train_samples": int(len(data.y)),
             "n_train_patients": int(len(set(data.patient.tolist())))}

@@ -96,6 +96,28 @@ class OrganDoseModel:
         "organ_margin_cm:liver": v, ...}."""
         import torch
 
+        x = self.input_vector(region, feats, kvp, dw_cm, organ_inputs)
+        with torch.no_grad():
+            out = self.models[region](torch.tensor([x], dtype=torch.float32),
+                                      torch.tensor(np.asarray([tcm]), dtype=torch.float32))
+        return out.numpy()[0].astype(float)
+
+    def outside_training_range(self, region: str, x) -> dict[str, tuple[float, float, float]]:
+        """{input name: (value, training min, training max)} for the inputs of ``x`` (``input_vector``) outside
+        the range of the region's training samples: where the network extrapolates (empty for a bundle without
+        the ranges)."""
+        s = self.scalers[region]
+        if "x_train_min" not in s:
+            return {}
+        out = {}
+        for name, v, lo, hi in zip(s["inputs"], x, s["x_train_min"], s["x_train_max"], strict=True):
+            if np.isfinite(v) and np.isfinite(lo) and not lo <= v <= hi:
+                out[name] = (float(v), float(lo), float(hi))
+        return out
+
+    def input_vector(self, region: str, feats: dict, kvp: float, dw_cm: float,
+                     organ_inputs: dict | None = None) -> list[float]:
+        """The region network's raw inputs in its order (NaN where a feature is missing)."""
         s = self.scalers[region]
         x = []
         organ_inputs = organ_inputs or {}
@@ -110,10 +132,12 @@ class OrganDoseModel:
                 roi, feat = name.split(":", 1)
                 f = feats.get(roi)
                 x.append(f.values.get(feat, np.nan) if f is not None else np.nan)
-        with torch.no_grad():
-            out = self.models[region](torch.tensor([x], dtype=torch.float32),
-                                      torch.tensor(np.asarray([tcm]), dtype=torch.float32))
-        return out.numpy()[0].astype(float)
+        return x
+
+
+def _excess(v: float, lo: float, hi: float) -> float:
+    """How far ``v`` lies outside [lo, hi], in units of the range's width."""
+    return max(lo - v, v - hi, 0.0) / max(hi - lo, 1e-12)
 
 
 def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float = MIN_ANCHOR_FRACTION,
@@ -225,6 +249,13 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         t = time.perf_counter()
         ratio = model.predict_region(region, feats, res.kvp, dw_region_cm, tcm, oin)
         res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
+        outside = model.outside_training_range(region, model.input_vector(region, feats, res.kvp, dw_region_cm, oin))
+        if outside:
+            worst = sorted(outside.items(), key=lambda kv: -_excess(*kv[1]))[:3]
+            res.notes.append(f"{region}: {len(outside)} of {len(model.scalers[region]['inputs'])} "
+                             "network inputs lie outside the training cohort's range, so these doses are "
+                             "extrapolated (largest: " + "; ".join(f"{k} = {v:.4g}, trained {lo:.4g}..{hi:.4g}"
+                                                                   for k, (v, lo, hi) in worst) + ")")
         # The network's dose is per CTDIvol of a scan of the region alone. The scanner's CTDIvol follows the
         # mean tube current of the whole scan, so the region's own CTDIvol is that times the region's mean mA
         # over the scan's (a whole-body scan with modulation: the abdomen runs at several times the legs' mA).
@@ -245,6 +276,6 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
             rel = model.uncertainty.get(region, {}).get(o)
             res.organ_doses_mgy[o] = {"dose": round(dose, 3), "method": "network",
                                       "uncertainty": None if rel is None else round(dose * float(rel), 3),
-                                      "region": region}
+                                      "region": region, "inputs_in_training_range": not outside}
     res.timing_s["total"] = round(time.perf_counter() - t0, 3)
     return res
