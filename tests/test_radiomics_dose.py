@@ -66,6 +66,15 @@ def test_wanted_features_equal_the_full_extraction_and_skip_the_rest():
     computed = {k for k, v in part.values.items() if not math.isnan(v)}
     assert computed == wanted  # e.g. no GLCM, GLRLM, GLDM or NGTDM feature was computed
     assert F.organ_features(hu, sp, m, "liver", set()).status == "ok"  # an ROI the network reads no feature of
+    # shape features without the surface mesh (principal axes, voxel volume: the mesh is skipped) equal
+    # pyradiomics' own on an irregular ROI
+    blob = m & (np.random.default_rng(3).random(m.shape) < 0.9)
+    blob[:, :, :22] = False
+    mesh_free = {f"original_shape_{k}" for k in F.MESH_FREE_SHAPE}
+    own, ref = F.organ_features(hu, sp, blob, "liver", mesh_free), F.organ_features(hu, sp, blob, "liver")
+    assert own.status == "ok" and np.isnan(own.values["original_shape_MeshVolume"])
+    for k in mesh_free:
+        assert own.values[k] == pytest.approx(ref.values[k], rel=1e-12), k
     # the job split into its extractor runs (shape / the rest; run in different processes) gives the same values
     for w in (None, wanted):
         job = F.RoiJob.of(hu, sp, m, "liver", w)

@@ -238,6 +238,7 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         lab_r = label_map[zs]
         feats = {roi: f for (r, roi), f in all_feats.items() if r == region}
         res.timing_s[f"features_{region}_cpu"] = round(sum(f.seconds for f in feats.values()), 3)
+        res.timing_s[f"features_{region}_cpu_by_roi"] = {k: round(f.seconds, 2) for k, f in feats.items()}
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
         mass = organ_slice_mass(lab_r, organs)
         tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
