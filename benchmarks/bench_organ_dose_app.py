@@ -17,15 +17,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_whole_body import TreePeak  # noqa: E402
+from benchmarks.bench_whole_body import run_app  # noqa: E402
 from operators.common.paths import shared_data_dir  # noqa: E402
 
 OPERATOR_TIME = re.compile(r"INFO operators\.[\w.]+\.(\w+): (.*?) in ([\d.]+) s")
@@ -41,27 +39,17 @@ def main(argv=None) -> int:
         print(f"input folder {a.input} not found")
         return 2
     shutil.rmtree(a.out, ignore_errors=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
-               NUMBA_NUM_THREADS=str(a.threads))
-    t = time.monotonic()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "apps" / "organ_dose"), "-i", str(a.input), "-o",
-                             str(a.out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    sampler = TreePeak(proc.pid)
-    sampler.start()
-    stdout, stderr = proc.communicate()
-    wall = time.monotonic() - t
-    sampler.done.set()
-    sampler.join()
+    code, stdout, stderr, wall, tree_peak = run_app("organ_dose", a.input, a.out, a.threads)
     log = stdout + stderr
     (a.out.parent / f"{a.out.name}.log").write_text(log)
-    if proc.returncode != 0:
-        print(f"app failed (exit {proc.returncode})\n{stderr[-3000:]}")
+    if code != 0:
+        print(f"app failed (exit {code})\n{stderr[-3000:]}")
         return 1
     m = re.search(r"Finished in ([\d.]+) s", log)
     res = json.loads((a.out / "results.json").read_text())
     print(f"organ_dose on {a.input.name}, {a.threads} thread(s), {os.cpu_count()} CPUs:")
     print(f"  wall {wall:.1f} s (with Python start-up); app run {float(m.group(1)) if m else float('nan'):.1f} s; "
-          f"peak RSS {sampler.peak / 1024 ** 3:.2f} GiB (whole process tree)")
+          f"peak RSS {tree_peak / 1024 ** 3:.2f} GiB (whole process tree)")
     for op, what, sec in OPERATOR_TIME.findall(log):
         print(f"    {op:<34s} {float(sec):7.1f} s  ({what[:70]})")
     print(f"  organ-dose step: {json.dumps(res.get('timing_s', {}))}")

@@ -88,6 +88,22 @@ class TreePeak(threading.Thread):
             self.peak = max(self.peak, tree_rss_bytes(self.pid))
 
 
+def run_app(app: str, dicom: Path, out: Path, threads: int):
+    """``python apps/<app> -i dicom -o out`` in a child process with ``threads`` OMP/MKL/numba threads, as a MAP
+    runs it. Returns (exit code, stdout, stderr, wall seconds, peak RSS of the process tree in bytes)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
+    t = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "apps" / app), "-i", str(dicom), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    sampler = TreePeak(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    wall = time.monotonic() - t
+    sampler.done.set()
+    sampler.join()
+    return proc.returncode, stdout, stderr, wall, sampler.peak
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--matrix", type=int, default=512)
@@ -100,22 +116,12 @@ def main(argv=None) -> int:
     print((dicom.parent / f"params_{a.matrix}_{a.slices}.txt").read_text().strip(), flush=True)
     out = a.work / "out"
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
-               NUMBA_NUM_THREADS=str(a.threads))
-    t = time.monotonic()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "apps" / "whole_body"), "-i", str(dicom), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    sampler = TreePeak(proc.pid)
-    sampler.start()
-    stdout, stderr = proc.communicate()
-    wall = time.monotonic() - t
-    sampler.done.set()
-    sampler.join()
+    code, stdout, stderr, wall, tree_peak = run_app("whole_body", dicom, out, a.threads)
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2  # KiB -> GiB (largest child)
-    tree_gib = sampler.peak / 1024 ** 3
+    tree_gib = tree_peak / 1024 ** 3
     (a.work / "app.log").write_text(stdout + stderr)
-    if proc.returncode != 0:
-        print(f"app failed (exit {proc.returncode}); log in {a.work / 'app.log'}\n{stderr[-3000:]}")
+    if code != 0:
+        print(f"app failed (exit {code}); log in {a.work / 'app.log'}\n{stderr[-3000:]}")
         return 1
     m = re.search(r"Finished in ([\d.]+) s", stderr)
     app_s = float(m.group(1)) if m else float("nan")
