@@ -402,3 +402,7 @@ def test_inputs_outside_the_training_range_are_reported():
     assert check(fake, "abdomen", [2e6, 37.6, 120.0]) == {"dw_cm": (37.6, 20.0, 34.0)}  # a very large patient
     assert set(check(fake, "abdomen", [5e5, 30.0, float("nan")])) == {"body:original_shape_MeshVolume"}
     assert check(SimpleNamespace(scalers={"abdomen": {"inputs": ["kvp"]}}), "abdomen", [80.0]) == {}  # old bundle
+    # the network is given inputs held to the training range (no extrapolation); NaN (missing) stays NaN
+    held = OrganDoseModel.clipped(fake, "abdomen", [5e5, 37.6, 120.0])
+    assert held == [1e6, 34.0, 120.0]
+    assert np.isnan(OrganDoseModel.clipped(fake, "abdomen", [float("nan"), 30.0, 120.0])[0])

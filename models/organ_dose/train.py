@@ -24,6 +24,7 @@ import torch
 
 from models.organ_dose.dataset import RegionData, load_calibration, load_region
 from models.organ_dose.network import DROPOUT, HIDDEN, DoseFCN, DoseModel
+from operators.radiomics_dose.inference import clip_to_range
 
 log = logging.getLogger("organ_dose.train")
 HERE = Path(__file__).resolve().parent
@@ -77,6 +78,8 @@ class Fitted:
     selected: list
     seconds: float
     final_loss: float
+    x_min: np.ndarray  # each input's range over the training samples: inputs are held to it at prediction
+    x_max: np.ndarray
 
 
 def fit_region(data: RegionData, idx: np.ndarray, seed: int = 0, epochs: int = 300, lr: float = 3e-3,
@@ -133,14 +136,16 @@ def _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, t
                 loss_v = float(loss.detach())
             sched.step()
     model.eval()
-    return Fitted(model, [data.feature_names[i] for i in sel], time.perf_counter() - t0, loss_v)
+    with np.errstate(all="ignore"):  # an input NaN in every sample (an organ no phantom has) has no range
+        x_min, x_max = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    return Fitted(model, [data.feature_names[i] for i in sel], time.perf_counter() - t0, loss_v, x_min, x_max)
 
 
 def predict(fitted: Fitted, data: RegionData, idx: np.ndarray) -> np.ndarray:
     """Dose / CTDIvol per organ for the samples ``idx``."""
     names = list(data.feature_names)
     sel = np.array([names.index(f) for f in fitted.selected])
-    X = torch.as_tensor(inputs(data, sel)[idx])
+    X = torch.as_tensor(clip_to_range(inputs(data, sel)[idx], fitted.x_min, fitted.x_max).astype(np.float32))
     with torch.no_grad():
         return fitted.model(X, torch.as_tensor(data.tcm_factor[idx].astype(np.float32))).numpy()
 
@@ -151,10 +156,7 @@ def export(fitted: Fitted, region: str, data: RegionData, out_dir: Path) -> dict
     path = out_dir / f"model_{region}.ts"
     ts.save(str(path))
     m = fitted.model
-    names = list(data.feature_names)
-    x = inputs(data, np.array([names.index(f) for f in fitted.selected]))
-    with np.errstate(all="ignore"):  # an input NaN in every sample (an organ no phantom has) has no range
-        lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+    lo, hi = fitted.x_min, fitted.x_max
     return {"model": f"models/{path.name}", "organs": list(data.organs),
             "inputs": list(fitted.selected) + protocol_input_names(data.organs),
             "x_train_min": [float(v) for v in lo], "x_train_max": [float(v) for v in hi],

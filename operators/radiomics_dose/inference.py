@@ -4,8 +4,9 @@ For each body region whose organs are in the label map (head: brain; chest: lung
 region's organs' and the body's radiomics features (features.py), the protocol (kVp, Dw) and the per-organ
 tube-current factors go through that region's TorchScript network, which returns dose per CTDIvol; times the
 scan's CTDIvol (converted to the region's CTDI phantom when the report used the other one) gives mGy.
-The uncertainty is the bundle's relative test error per organ (median RRMSE over the evaluation splits) times
-the dose. Pure domain code (no holoscan).
+Each input is held to its range over the training samples (kept in the bundle) and inputs outside it are
+reported: the network is not asked to extrapolate. The uncertainty is the bundle's relative test error per
+organ (median RRMSE over the evaluation splits) times the dose. Pure domain code (no holoscan).
 """
 
 from __future__ import annotations
@@ -96,11 +97,20 @@ class OrganDoseModel:
         "organ_margin_cm:liver": v, ...}."""
         import torch
 
-        x = self.input_vector(region, feats, kvp, dw_cm, organ_inputs)
+        x = self.clipped(region, self.input_vector(region, feats, kvp, dw_cm, organ_inputs))
         with torch.no_grad():
             out = self.models[region](torch.tensor([x], dtype=torch.float32),
                                       torch.tensor(np.asarray([tcm]), dtype=torch.float32))
         return out.numpy()[0].astype(float)
+
+    def clipped(self, region: str, x) -> list[float]:
+        """``x`` with each input held to its training range (bundles that keep the ranges): outside it the network
+        would extrapolate (e.g. its linear shortcut on an organ margin that was 0 in every training scan); at the
+        edge it answers as for the nearest training case. NaN stays NaN."""
+        s = self.scalers[region]
+        if "x_train_min" not in s:
+            return list(x)
+        return clip_to_range(np.asarray(x, float)[None], s["x_train_min"], s["x_train_max"])[0].tolist()
 
     def outside_training_range(self, region: str, x) -> dict[str, tuple[float, float, float]]:
         """{input name: (value, training min, training max)} for the inputs of ``x`` (``input_vector``) outside
@@ -133,6 +143,15 @@ class OrganDoseModel:
                 f = feats.get(roi)
                 x.append(f.values.get(feat, np.nan) if f is not None else np.nan)
         return x
+
+
+def clip_to_range(x: np.ndarray, lo, hi) -> np.ndarray:
+    """Rows of ``x`` (samples x inputs) with each input held to [lo, hi] where both are finite; NaN stays NaN."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    v = np.array(x, float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    v[:, ok] = np.clip(v[:, ok], lo[ok], hi[ok])  # np.clip keeps NaN
+    return v
 
 
 def _excess(v: float, lo: float, hi: float) -> float:
