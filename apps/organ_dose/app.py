@@ -1,6 +1,6 @@
 """Organ dose app: study folder -> chosen axial CT series -> GrayNet range -> organ segmentation of the dose
-organs and the anchors (+ anchor post-process) -> radiomics features -> per-region networks -> organ doses in mGy; with Monte Carlo on, also the
-Monte Carlo reference (operators/mc_dose) and its RT Dose.
+organs and the anchors (+ anchor post-process) -> radiomics features -> per-region networks -> organ doses in
+mGy; with Monte Carlo on, also the Monte Carlo reference (operators/mc_dose) and its RT Dose.
 
 Dose parameters come from the study's CT Radiation Dose SR when the input folder holds one (matched to the
 series), else from the image headers (``dose_source`` says which).

@@ -156,10 +156,9 @@ def export(fitted: Fitted, region: str, data: RegionData, out_dir: Path) -> dict
     path = out_dir / f"model_{region}.ts"
     ts.save(str(path))
     m = fitted.model
-    lo, hi = fitted.x_min, fitted.x_max
     return {"model": f"models/{path.name}", "organs": list(data.organs),
             "inputs": list(fitted.selected) + protocol_input_names(data.organs),
-            "x_train_min": [float(v) for v in lo], "x_train_max": [float(v) for v in hi],
+            "x_train_min": fitted.x_min.tolist(), "x_train_max": fitted.x_max.tolist(),
             "x_mean": m.x_mean.tolist(), "x_std": m.x_std.tolist(), "y_mean": m.y_mean.tolist(),
             "y_std": m.y_std.tolist(), "n_train_samples": int(len(data.y)),
             "n_train_patients": int(len(set(data.patient.tolist())))}

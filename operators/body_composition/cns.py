@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from operators.common.morphology import INPLANE_4, fill_holes_per_slice
+from operators.common.morphology import INPLANE_4, disk, fill_holes_per_slice
 
 WALL_HU = 200.0
 CNS_MIN_HU = -50.0
@@ -235,14 +235,9 @@ def _spinal_canal_box(hu, body, mid_x, ap_c, spacing_zyx_mm) -> np.ndarray:
     return keep[tl]
 
 
-def _disc(radius_px: int) -> np.ndarray:
-    yy, xx = np.mgrid[-radius_px:radius_px + 1, -radius_px:radius_px + 1]
-    return (yy ** 2 + xx ** 2 <= radius_px * radius_px)[None]
-
-
 def _open_per_slice(mask: np.ndarray, radius_px: int) -> np.ndarray:
     """In-plane binary opening with a disc of ``radius_px``."""
-    return ndimage.binary_opening(mask, structure=_disc(radius_px))
+    return ndimage.binary_opening(mask, structure=disk(radius_px)[None])
 
 
 def _holes_across_gaps(wall: np.ndarray, radius_px: int) -> np.ndarray:

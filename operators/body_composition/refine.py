@@ -96,9 +96,7 @@ def body_mask(hu: np.ndarray, p_bg: np.ndarray) -> np.ndarray:
 def skin_rim(body: np.ndarray, spacing_yx_mm, skin_mm: float = SKIN_MM) -> np.ndarray:
     """Outer in-plane rim of a (z, y, x) body mask, ``skin_mm`` thick (city-block erosion, at least 1 voxel)."""
     n = max(1, int(round(skin_mm / min(spacing_yx_mm))))
-    st = np.zeros((1, 3, 3), bool)
-    st[0, 1, :] = st[0, :, 1] = True
-    inner = ndimage.binary_erosion(body, structure=st, iterations=n, border_value=0)
+    inner = ndimage.binary_erosion(body, structure=INPLANE_4, iterations=n, border_value=0)
     return body & ~inner
 
 

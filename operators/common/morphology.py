@@ -11,6 +11,14 @@ INPLANE_4 = np.zeros((3, 3, 3), bool)
 INPLANE_4[1, 1, :] = INPLANE_4[1, :, 1] = True  # 4-connected in plane, no connection across slices
 
 
+def disk(radius_px: int) -> np.ndarray:
+    """2-D bool disk of ``radius_px`` pixels (at least 1); ``disk(r)[None]`` is an in-plane structure for
+    (z, y, x) masks."""
+    r = max(int(radius_px), 1)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (yy * yy + xx * xx) <= r * r
+
+
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes`` of every axial slice of a (z, y, x) mask, in one labelling pass: the
     background components (4-connected in plane) that do not touch the slice border are holes."""

@@ -1,14 +1,15 @@
 """Patient dose from a CT volume: HU -> materials, CT source from the series metadata (kVp, per-slice
 tube current), Monte Carlo transport, calibration to mGy through the simulated CTDIw of the same source in the
-32 cm body phantom (calibration.ctdiw_per_photon: the committed high-statistics table) and the scanner's CTDIvol; dose grid and organ doses with batch uncertainties.
+32 cm body phantom (calibration.ctdiw_per_photon: the committed high-statistics table) and the scanner's
+CTDIvol; dose grid and organ doses with batch uncertainties.
 
 Scoring: every voxel's tally bin is the combination of (dose-grid block, tissue kind, organ membership).
 The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) or soft (everything else).
 * organ dose = energy deposited in the organ's own voxels of the organ's tissue kind divided by their mass
   (``scored_in_bone``: soft for soft-tissue organs, bone for skeletal ones, else the kind holding most of the
-  mask's mass). This is exact at the
-  CT grid whatever the block size; voxels of the other kind inside a mask (bone voxels in a spinal-cord or
-  brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT energies) leaks into soft organs.
+  mask's mass). This is exact at the CT grid whatever the block size; voxels of the other kind inside a mask
+  (bone voxels in a spinal-cord or brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT
+  energies) leaks into soft organs.
 * dose grid = per block, the dose to its soft tissue where it has any (dose to bone where the block is
   all bone): a block straddling a vertebra and the cord reads the soft-tissue dose, not a bone-tissue mix.
 """
@@ -86,11 +87,30 @@ def scoring_bins(block_id: np.ndarray, bone: np.ndarray, masks: list[np.ndarray]
     return inv.reshape(block_id.shape).astype(np.int32), int(uniq.size), kb // 2, (kb % 2).astype(bool), member
 
 
-def _materials_from_hu(hu):
+def materials_from_hu(hu):
+    """(material index, density g/cm3, materials) per voxel: sources.hu_to_materials onto the ICRP-110 media."""
     d = shared_data_dir() / "icrp110" / "AF_media.dat"
     if not d.exists():
         raise BadInputError(f"ICRP-110 media file absent: {d}")
     return hu_to_materials(hu, ph.icrp110_media(d))
+
+
+def increasing_axis_flips(affine_lps: np.ndarray, what: str = "Monte Carlo dose") -> list[int]:
+    """The (z, y, x) array axes to flip so that every axis increases along +S, +P, +L (the transport frame);
+    BadInputError unless the affine is axial and unrotated (diagonal)."""
+    a = np.asarray(affine_lps)[:3, :3]
+    if np.any(np.abs(a - np.diag(np.diag(a))) > 1e-6 * np.abs(a).max()):
+        raise BadInputError(f"{what} needs an axial, unrotated volume (diagonal affine)")
+    return [ax for ax, d in zip((2, 1, 0), np.diag(a), strict=True) if d < 0]
+
+
+def block_ids(shape, block) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """(block index of every voxel of a (z, y, x) ``shape``, the block grid's shape) for blocks of ``block``
+    voxels, the last block of each axis possibly partial."""
+    (nz, ny, nx), (bz, by, bx) = shape, block
+    gz, gy, gx = -(-nz // bz), -(-ny // by), -(-nx // bx)
+    kz, ky, kx = (np.arange(n) // bb for n, bb in ((nz, bz), (ny, by), (nx, bx)))
+    return (kz[:, None, None] * gy + ky[None, :, None]) * gx + kx[None, None, :], (gz, gy, gx)
 
 
 def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_000_000, block=(2, 4, 4),
@@ -102,11 +122,8 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     m = vol.meta
     if m.kvp is None or m.ctdivol_mgy is None:
         raise BadInputError("Monte Carlo dose needs KVP and CTDIvol in the series metadata")
-    a = vol.affine_lps[:3, :3]
-    if np.any(np.abs(a - np.diag(np.diag(a))) > 1e-6 * np.abs(a).max()):
-        raise BadInputError("Monte Carlo dose needs an axial, unrotated volume")
     hu = vol.hu
-    flips = [ax for ax, d in zip((2, 1, 0), np.diag(a), strict=True) if d < 0]
+    flips = increasing_axis_flips(vol.affine_lps)
     for ax in flips:  # make every axis increase along +L, +P, +S
         hu = np.flip(hu, ax)
     names, mask_list = [], []
@@ -123,11 +140,8 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     corner = vol.index_to_lps(np.array([[0, 0, 0], list(np.array(vol.shape[::-1]) - 1)]))
     lo_lps = corner.min(axis=0) / 10.0 - spacing_cm[::-1] / 2  # x, y, z cm
     nz, ny, nx = hu.shape
-    bz, by, bx = block
-    gz, gy, gx = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    kz, ky, kx = (np.arange(n) // bb for n, bb in ((nz, bz), (ny, by), (nx, bx)))
-    blk = (kz[:, None, None] * gy + ky[None, :, None]) * gx + kx[None, None, :]
-    mat, dens, mats = _materials_from_hu(hu)
+    blk, (gz, gy, gx) = block_ids(hu.shape, block)
+    mat, dens, mats = materials_from_hu(hu)
     bone = mat >= BONE_CLASS_MIN
     tmap, n_bins, bin_block, bin_bone, member = scoring_bins(blk, bone, mask_list)
     geom = VoxelGeometry(mat, dens, mats, tmap, n_bins, origin=(lo_lps[2], lo_lps[1], lo_lps[0]),

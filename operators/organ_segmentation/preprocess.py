@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from operators.common.morphology import disk
 from operators.common.render import canonical_axes, canonical_lps
 
 NET_SHAPE: tuple[int, int] = (224, 304)  # (rows anterior->posterior, columns right->left)
@@ -105,12 +106,6 @@ def normalise(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 
 # --- body box ---------------------------------------------------------------------------------------------
 
-def _disk(radius: int) -> np.ndarray:
-    r = max(int(radius), 1)
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return (yy * yy + xx * xx) <= r * r
-
-
 def body_mask_sampled(hu_c: np.ndarray, spacing_yx_mm=(1.0, 1.0), max_slices: int = 48,
                       target_mm: float = 3.0) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Body mask on a subsampled grid: (mask (s, ys, xs), row step, column step, slice indices used)."""
@@ -120,7 +115,7 @@ def body_mask_sampled(hu_c: np.ndarray, spacing_yx_mm=(1.0, 1.0), max_slices: in
     sx = max(int(round(target_mm / float(spacing_yx_mm[1]))), 1)
     sub = hu_c[:, ::sy, ::sx][ks] > BODY_THRESHOLD_HU  # subsample before copying
     radius = int(round(6.0 / (target_mm if sy > 1 else float(spacing_yx_mm[0]))))
-    st = _disk(radius)[None]
+    st = disk(radius)[None]
     opened = ndimage.binary_opening(sub, structure=st)
     return opened, sy, sx, ks
 

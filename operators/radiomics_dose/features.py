@@ -8,6 +8,7 @@ A tiny or empty mask gives a status and NaN features, never an exception. Pure d
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ BODY = "body"  # the pseudo-organ "body": the patient outline (morphology.patien
 
 # pyradiomics shape features that do not need the surface mesh (principal axes of the voxel centres, voxel count).
 # The mesh and its maximum-diameter search (O(n^2) in vertices) cost 16 s for a 1.9-million-voxel ROI at 2 x 2 x 5 mm;
-# when only these are wanted the mesh is skipped (``_AxesOnlyExtractor``), with the same values (tested).
+# when only these are wanted the mesh is skipped (``_axes_only_extractor_class``), with the same values (tested).
 MESH_FREE_SHAPE = frozenset({"MajorAxisLength", "MinorAxisLength", "LeastAxisLength", "Elongation", "Flatness",
                              "VoxelVolume"})
 
@@ -71,6 +72,7 @@ def _axes_only_shape_class():
     return AxesOnlyShape
 
 
+@functools.cache
 def _axes_only_extractor_class():
     from radiomics import featureextractor, imageoperations
 
@@ -107,9 +109,8 @@ def extractor(classes=FEATURE_CLASSES, spacing_mm=RESAMPLED_SPACING_MM, only: di
 
         radiomics.setVerbosity(logging.ERROR)
         _silence()
-        ex = _axes_only_extractor_class()(resampledPixelSpacing=list(spacing_mm),
-                                                        interpolator="sitkBSpline", binWidth=25,
-                                                        additionalInfo=False, minimumROIDimensions=2)
+        ex = _axes_only_extractor_class()(resampledPixelSpacing=list(spacing_mm), interpolator="sitkBSpline",
+                                          binWidth=25, additionalInfo=False, minimumROIDimensions=2)
         ex.disableAllFeatures()
         ex.enableFeaturesByName(**{c: list(only.get(c, ())) for c in classes})  # empty list: the whole class
         ex.disableAllImageTypes()
@@ -235,10 +236,9 @@ class RoiJob:
     def parts(self) -> list[RoiJob]:
         """The job as one job per extractor run of its plan (shape / the other classes), each asking for that
         run's features only: independent work that can go to different processes (``merge`` joins them)."""
-        names = feature_names()
-        wanted = set(names) if self.wanted is None else set(self.wanted)
+        wanted = set(feature_names()) if self.wanted is None else set(self.wanted)
         out = []
-        for classes, _, _ in _plan(self.organ, None if self.wanted is None else set(self.wanted)):
+        for classes, _, _ in _plan(self.organ, None if self.wanted is None else wanted):
             sub = frozenset(k for k in wanted if k.split("_")[1] in classes)
             if sub:
                 out.append(RoiJob(self.organ, self.hu, self.mask, self.spacing_zyx_mm, sub))

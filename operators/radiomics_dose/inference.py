@@ -95,11 +95,15 @@ class OrganDoseModel:
                        organ_inputs: dict | None = None) -> np.ndarray:
         """Dose / CTDIvol (region's phantom) per organ of ``region``. ``organ_inputs``: {"organ_dw_cm:liver": v,
         "organ_margin_cm:liver": v, ...}."""
+        return self.predict_inputs(region, self.input_vector(region, feats, kvp, dw_cm, organ_inputs), tcm)
+
+    def predict_inputs(self, region: str, x, tcm: np.ndarray) -> np.ndarray:
+        """Dose / CTDIvol per organ of ``region`` from its raw inputs ``x`` (``input_vector``), each held to its
+        training range (``clipped``)."""
         import torch
 
-        x = self.clipped(region, self.input_vector(region, feats, kvp, dw_cm, organ_inputs))
         with torch.no_grad():
-            out = self.models[region](torch.tensor([x], dtype=torch.float32),
+            out = self.models[region](torch.tensor([self.clipped(region, x)], dtype=torch.float32),
                                       torch.tensor(np.asarray([tcm]), dtype=torch.float32))
         return out.numpy()[0].astype(float)
 
@@ -267,9 +271,10 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
         t = time.perf_counter()
-        ratio = model.predict_region(region, feats, res.kvp, dw_region_cm, tcm, oin)
+        x = model.input_vector(region, feats, res.kvp, dw_region_cm, oin)
+        ratio = model.predict_inputs(region, x, tcm)
         res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
-        outside = model.outside_training_range(region, model.input_vector(region, feats, res.kvp, dw_region_cm, oin))
+        outside = model.outside_training_range(region, x)
         if outside:
             worst = sorted(outside.items(), key=lambda kv: -_excess(*kv[1]))[:3]
             res.notes.append(f"{region}: {len(outside)} of {len(model.scalers[region]['inputs'])} "

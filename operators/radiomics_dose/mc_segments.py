@@ -21,8 +21,8 @@ Variance reduction that keeps the physics exact or nearly so:
   tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean, over its voxels of the organ's
   own kind (``mc_dose.dose.scored_in_bone``: soft for soft-tissue organs), of their blocks' dose of that kind:
   contrast-filled heart chambers (HU-mapped to bone-like material) and partial-volume voxels of a pituitary
-  gland against the sella no longer score bone kerma into soft organs. Blocks give small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region;
-  splitting off bone keeps the kerma of vertebrae and skull out of the spinal cord and brain (scoring whole
+  gland against the sella no longer score bone kerma into soft organs. Blocks give small organs (lens 0.2 g,
+  pituitary 0.6 g) the variance of a ~1 g region; splitting off bone keeps the kerma of vertebrae and skull out of the spinal cord and brain (scoring whole
   blocks, as patient_dose does, doubled the spinal-cord dose). Transport runs on the CT grid (in-plane halved
   above ``max_matrix``): Woodcock tracking costs per interaction, not per voxel, so a fine grid costs little.
 
@@ -40,15 +40,19 @@ from scipy import ndimage
 
 from operators.common.errors import BadInputError
 from operators.common.labels import organ_mask
-from operators.common.paths import shared_data_dir
 from operators.mc_dose import physics as ph
 from operators.mc_dose.calibration import KEV_PER_G_TO_MGY
-from operators.mc_dose.dose import scored_in_bone
+from operators.mc_dose.dose import (
+    BONE_CLASS_MIN,
+    block_ids,
+    increasing_axis_flips,
+    materials_from_hu,
+    scored_in_bone,
+)
 from operators.mc_dose.engine import VoxelGeometry, prepare, run_cpu, run_cuda
-from operators.mc_dose.sources import ct_source, hu_to_materials, spectrum_from_kvp
+from operators.mc_dose.sources import ct_source, spectrum_from_kvp
 
 SID_CM = 60.0
-BONE_MATERIAL_MIN = 5  # index in sources.HU_CLASSES from which a material is bone-like (cartilage, mineral bone)
 NOMINAL_FAN_DEG = 50.0
 
 
@@ -73,13 +77,6 @@ class SegmentDoses:
     histories: int = 0
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
-
-
-def _flip_increasing(affine: np.ndarray):
-    a = affine[:3, :3]
-    if np.any(np.abs(a - np.diag(np.diag(a))) > 1e-6 * np.abs(a).max()):
-        raise BadInputError("segment Monte Carlo needs an axial, unrotated volume (diagonal affine)")
-    return [ax for ax, d in zip((2, 1, 0), np.diag(a), strict=True) if d < 0]
 
 
 def _block_mean(a: np.ndarray, fz: int, f: int, pad_value: float) -> np.ndarray:
@@ -124,7 +121,7 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     hu = np.asarray(hu, np.float32)
     if hu.shape != label_map.shape:
         raise BadInputError(f"label map shape {label_map.shape} != CT shape {hu.shape}")
-    flips = _flip_increasing(affine)
+    flips = increasing_axis_flips(affine, "segment Monte Carlo")
     lab = np.asarray(label_map)
     for ax in flips:  # every axis increasing along +L, +P, +S
         hu, lab = np.flip(hu, ax), np.flip(lab, ax)
@@ -142,14 +139,10 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     n_fine = np.array(hu.shape[::-1]) - 1  # x, y, z
     lo = np.minimum(c0, c0 + np.diag(affine)[:3] * n_fine) / 10.0 - np.array([dx, dy, dz]) / 20.0
     organs = list(organs)
-    media = ph.icrp110_media(shared_data_dir() / "icrp110" / "AF_media.dat")
-    mat, dens, mats = hu_to_materials(coarse, media)
-    bonelike = (mat >= BONE_MATERIAL_MIN).astype(np.int64)
-    bz, by, bx = block
-    gz, gy, gx = -(-nz // bz), -(-ny // by), -(-nx // bx)
-    kz, ky, kx = (np.arange(n) // bb for n, bb in ((nz, bz), (ny, by), (nx, bx)))
-    blk = (kz[:, None, None] * gy + ky[None, :, None]) * gx + kx[None, None, :]
-    tmap = (blk * 2 + bonelike).astype(np.int32)  # bin = block x {soft, bone-like}
+    mat, dens, mats = materials_from_hu(coarse)
+    bone = mat >= BONE_CLASS_MIN
+    blk, (gz, gy, gx) = block_ids(coarse.shape, block)
+    tmap = (blk * 2 + bone).astype(np.int32)  # bin = block x {soft, bone-like}
     n_bins = gz * gy * gx * 2
     vox_cm3 = float(np.prod(sp_cm))
     vmass = dens * vox_cm3
@@ -160,7 +153,6 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     for o, name in enumerate(organs):
         m = organ_mask(lab_t, name)
         if m.any():  # the organ's own tissue kind only (mc_dose.dose.scored_in_bone, as patient_dose)
-            bone = bonelike == 1
             m &= bone == scored_in_bone(name, float(vmass[m & bone].sum()), float(vmass[m & ~bone].sum()))
             weights[o] = np.bincount(tmap[m], weights=vmass[m], minlength=n_bins)
     organ_mass = weights.sum(axis=1)
