@@ -2,6 +2,7 @@
 with the paper's threshold-and-rules reference (its own first labelling step).
 
     python benchmarks/eval_body_composition.py [--n 6] [--seed 1000] [--real DIR] [--out build/eval_bodycomp]
+    python benchmarks/eval_body_composition.py --icrp --n 6 --seed 1000      # ICRP-110 held-out cases instead
 
 Held-out: models/body_composition/data.py case parameters with ``--seed 1000`` (training used seed 0: other
 anatomy variation, noise and patient/scan parameters). Dice on the native CT grid against the phantom's
@@ -10,6 +11,9 @@ uses) and without it (network logits up-sampled from 4 mm / 5 mm, argmax), from 
 builds the threshold reference inside the body contour (muscle -29..150 HU, fat -190..-30 HU, bone > 250 HU)
 and prints agreement Dice for muscle, all fat (SF + AVF) and bone (refined and plain); writes the report PNGs. Synthetic figures
 say nothing about real CT; the threshold reference is itself rough (organs fall in the muscle HU range).
+``--icrp``: the held-out cases are CT synthesised from the ICRP-110 phantoms instead (data.py ``icrp_case_params``
+with ``--seed``, regions abdomen, abdomen, trunk, trunk, ...: AM for even, AF for odd case numbers), truth from
+models/body_composition/icrp_labels.py resampled with the HU (data.py ``synthesize_icrp_case``).
 """
 
 from __future__ import annotations
@@ -43,15 +47,24 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / s) if s else float("nan")
 
 
-def _heldout_case(i: int, seed: int, cache: Path | None):
-    """(CTVolume, body_composition labels, landmarks, params) of held-out case i (pickled under ``cache``)."""
-    p = bdata.case_params(i, seed)
-    f = None if cache is None else cache / f"heldout_{seed}_{i:03d}.pkl"
+ICRP_EVAL_REGIONS = ("abdomen", "trunk")
+
+
+def _heldout_case(i: int, seed: int, cache: Path | None, icrp: bool = False):
+    """(CTVolume, body_composition labels, landmarks, params) of held-out case i (pickled under ``cache``);
+    ``icrp``: an ICRP-110 case (params: data.IcrpCase)."""
+    f = None if cache is None else cache / f"heldout_{'icrp_' if icrp else ''}{seed}_{i:03d}.pkl"
     if f is not None and f.is_file():
         with open(f, "rb") as fh:
             return pickle.load(fh)
-    ph = generate_phantom(p)
-    case = (ph.ct, ph.body_composition, ph.landmarks_mm, p)
+    if icrp:
+        p = bdata.icrp_case_params(i, seed, regions=ICRP_EVAL_REGIONS)
+        s = bdata.synthesize_icrp_case(p)
+        case = (s.ct, s.organs, s.landmarks_mm, p)
+    else:
+        p = bdata.case_params(i, seed)
+        ph = generate_phantom(p)
+        case = (ph.ct, ph.body_composition, ph.landmarks_mm, p)
     if f is not None:
         f.parent.mkdir(parents=True, exist_ok=True)
         with open(f, "wb") as fh:
@@ -59,13 +72,13 @@ def _heldout_case(i: int, seed: int, cache: Path | None):
     return case
 
 
-def synthetic(model, n: int, seed: int, cache: Path | None = None) -> dict:
+def synthetic(model, n: int, seed: int, cache: Path | None = None, icrp: bool = False) -> dict:
     """Dice per class with (``refined``) and without (``plain``: up-sampled argmax) the HU refinement; one
     network pass per case."""
     per = {kind: {lab.name: [] for lab in BODY_COMPOSITION} for kind in ("plain", "refined")}
     waist, seconds = [], []
     for i in range(n):
-        ct, truth, landmarks, p = _heldout_case(i, seed, cache)
+        ct, truth, landmarks, p = _heldout_case(i, seed, cache, icrp)
         grid = ModelGrid.of(ct.shape, ct.affine_lps)
         t = time.time()
         logits = model.logits_model_grid(grid.to_model(ct.hu))
@@ -81,7 +94,7 @@ def synthetic(model, n: int, seed: int, cache: Path | None = None) -> dict:
         r_true = analyse(ct, truth, landmarks=landmarks).to_json()
         waist.append({"region": p.region, "pred": r_pred["waist"], "true": r_true["waist"],
                       "status_pred": r_pred["status"], "status_true": r_true["status"]})
-        print(f"case {i} {p.region:8s}", {k: round(v[-1], 3) for k, v in per["refined"].items() if v}, flush=True)
+        print(f"case {i} {getattr(p, 'phantom', '')} {p.region:8s}", {k: round(v[-1], 3) for k, v in per["refined"].items() if v}, flush=True)
     summary = {kind: {k: {"mean": round(float(np.mean(v)), 3), "min": round(float(np.min(v)), 3), "n": len(v)}
                       for k, v in d.items() if v} for kind, d in per.items()}
     return {"dice": summary, "waist": waist, "seconds_per_case": seconds}
@@ -147,12 +160,13 @@ def main():
     ap.add_argument("--cache", type=Path, default=REPO_ROOT / "build" / "bodycomp_heldout",
                     help="pickled held-out phantoms (generated on first use)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--icrp", action="store_true", help="held-out cases from the ICRP-110 phantoms (data.py source icrp)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = BodyCompositionModel.from_bundle(a.model)
     out = {}
     if not a.no_synthetic:
-        out["synthetic"] = synthetic(model, a.n, a.seed, a.cache)
+        out["synthetic"] = synthetic(model, a.n, a.seed, a.cache, a.icrp)
         print(json.dumps(out["synthetic"]["dice"], indent=1))
     out["real"] = [real(model, f, a.out) for f in a.real]
     for r in out["real"]:

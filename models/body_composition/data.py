@@ -1,11 +1,23 @@
-"""Training / test data for the body-composition network: procedural phantoms (models/phantoms) whose
-``body_composition`` labels are the ground truth, resampled to the model grid (operators/body_composition/
-preprocess.py: 4 mm pixels, 5 mm slices, canonical orientation) and cached as .npz.
+"""Training / test data for the body-composition network, resampled to the model grid (operators/
+body_composition/preprocess.py: 4 mm pixels, 5 mm slices, canonical orientation) and cached as .npz. Two sources:
+
+* ``procedural`` (default): procedural phantoms (models/phantoms) whose ``body_composition`` labels are the
+  ground truth;
+* ``icrp``: CT synthesised from the ICRP-110 phantoms AM / AF (models/phantoms/icrp110.py ``random_params`` +
+  ``synthesize_ct``: build and height scaling, deformation, contrast, noise, blur, table) with the labels of
+  models/body_composition/icrp_labels.py resampled through the same coordinates as the HU.
 
     python -m models.body_composition.data --out build/bodycomp_data --n 60 --seed 0          # training
     python -m models.body_composition.data --out build/bodycomp_test --n 8 --seed 1000        # held-out
+    python -m models.body_composition.data --source icrp --out build/bodycomp_data --n 20 --seed 0   # ICRP
 
-Each case draws (seeded) sex, age 20-85, BMI 17-40, region (abdomen 35 %, whole 25 %, chest 15 %, pelvis 15 %,
+ICRP cases are named ``case_icrp_<seed>_<i>.npz`` so they can share a folder with the procedural ones
+(``case_<seed>_<i>.npz``) and a training run on that folder mixes both. ICRP case i is AM for even i, AF for
+odd i. The ICRP random stream is ``default_rng([110, seed, i])`` (disjoint from the procedural
+``seed * 1000 + i``); training uses seed 0, the held-out ICRP evaluation seed 1000. Only two people underlie
+all ICRP cases: held-out ICRP cases differ from training ones by variation and scan, not anatomy.
+
+Procedural cases draw (seeded) sex, age 20-85, BMI 17-40, region (abdomen 35 %, whole 25 %, chest 15 %, pelvis 15 %,
 head 10 %), matrix 128-256 (native pixel ~2-5.6 mm), slice thickness 2.5 / 3 / 5 mm, contrast, kernel, arms.
 Held-out sets use different seeds (different anatomy variation, noise and parameters).
 """
@@ -13,13 +25,15 @@ Held-out sets use different seeds (different anatomy variation, noise and parame
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from models.phantoms import PhantomParams, generate_phantom
+from models.body_composition.icrp_labels import body_composition_labels
+from models.phantoms import PhantomParams, generate_phantom, icrp110
 from operators.body_composition.preprocess import ModelGrid
 
 REGIONS = ("abdomen", "whole", "chest", "pelvis", "head")
@@ -45,14 +59,84 @@ def make_case(p: PhantomParams) -> dict:
             "params": json.dumps(ph.params.resolved().to_json())}
 
 
-def build(out: Path, n: int, seed: int) -> list[Path]:
+# --- ICRP-110 source ----------------------------------------------------------------------------------
+
+ICRP_STREAM = 110
+ICRP_REGIONS = ("abdomen", "trunk", "chest", "pelvis", "whole")
+ICRP_REGION_P = (0.35, 0.25, 0.15, 0.15, 0.10)
+
+
+@dataclasses.dataclass
+class IcrpCase:
+    """Parameters of one ICRP-110 case: phantom, region and the synthesis parameters (z range in scaled mm)."""
+
+    phantom: str
+    region: str
+    synthesis: icrp110.SynthesisParams
+
+    def to_json(self) -> dict:
+        return {"source": "icrp110", "phantom": self.phantom, "region": self.region,
+                "synthesis": dataclasses.asdict(self.synthesis)}
+
+
+def _icrp_z_range(region: str, lm: dict[str, float], rng: np.random.Generator) -> tuple[float, float] | None:
+    """(bottom, top) z (mm, scaled phantom) of a scan of ``region``, with random margins like real scan ranges;
+    None for the whole body."""
+    u = rng.uniform
+    if region == "abdomen":  # dome to iliac crest / pelvis
+        return lm["iliac_crest"] - u(0.0, 1.0) * (lm["iliac_crest"] - lm["ischial_tuberosity"] + 20.0), \
+            lm["diaphragm_dome"] + u(20.0, 60.0)
+    if region == "trunk":  # chest-abdomen-pelvis
+        return lm["ischial_tuberosity"] - u(10.0, 60.0), lm["lung_apex"] + u(10.0, 40.0)
+    if region == "chest":
+        return lm["lung_base"] - u(20.0, 70.0), lm["lung_apex"] + u(10.0, 40.0)
+    if region == "pelvis":
+        return lm["ischial_tuberosity"] - u(20.0, 80.0), lm["iliac_crest"] + u(20.0, 60.0)
+    if region == "whole":
+        return None
+    raise ValueError(f"unknown ICRP case region {region!r}; expected one of {ICRP_REGIONS}")
+
+
+def icrp_case_params(i: int, seed: int, regions: tuple[str, ...] | None = None) -> IcrpCase:
+    """Case i of ICRP seed ``seed``: AM (even i) / AF (odd i), region drawn with ``ICRP_REGION_P`` (or
+    ``regions[(i // 2) % len(regions)]`` when given), ``icrp110.random_params`` variation, 1.6-2.4 mm pixels
+    on a 256 matrix; whole-body scans at 5 mm slices."""
+    rng = np.random.default_rng([ICRP_STREAM, seed, i])
+    phantom = icrp110.PHANTOMS[i % 2]
+    region = str(rng.choice(ICRP_REGIONS, p=ICRP_REGION_P)) if regions is None else regions[(i // 2) % len(regions)]
+    sp = icrp110.random_params(rng, matrix=256, pixel_mm=float(rng.uniform(1.6, 2.4)))
+    if region == "whole":
+        sp.slice_thickness_mm = 5.0
+    lm = {k: v * sp.scale_z for k, v in icrp110.landmarks_mm(phantom).items()}
+    sp.z_range_mm = _icrp_z_range(region, lm, rng)
+    if sp.z_range_mm is not None:
+        sp.z_range_mm = tuple(round(float(v), 1) for v in sp.z_range_mm)
+    return IcrpCase(phantom, region, sp)
+
+
+def synthesize_icrp_case(c: IcrpCase) -> icrp110.SyntheticCT:
+    """The synthetic CT of ``c``; its ``organs`` field holds the BODY_COMPOSITION labels on the scan grid."""
+    return icrp110.synthesize_ct(c.phantom, c.synthesis, native_labels=body_composition_labels(c.phantom))
+
+
+def make_icrp_case(c: IcrpCase) -> dict:
+    s = synthesize_icrp_case(c)
+    grid = ModelGrid.of(s.ct.shape, s.ct.affine_lps)
+    return {"x": grid.to_model(s.ct.hu).astype(np.float16), "y": grid.labels_to_model(s.organs),
+            "params": json.dumps(c.to_json())}
+
+
+def build(out: Path, n: int, seed: int, source: str = "procedural") -> list[Path]:
+    if source not in ("procedural", "icrp"):
+        raise ValueError(f"source must be 'procedural' or 'icrp', got {source!r}")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
-        path = out / f"case_{seed:04d}_{i:03d}.npz"
+        prefix = "case_icrp" if source == "icrp" else "case"
+        path = out / f"{prefix}_{seed:04d}_{i:03d}.npz"
         if not path.exists():
             t = time.time()
-            c = make_case(case_params(i, seed))
+            c = make_icrp_case(icrp_case_params(i, seed)) if source == "icrp" else make_case(case_params(i, seed))
             np.savez_compressed(path, **c)
             print(f"{path.name}: {c['x'].shape} {json.loads(c['params'])['region']} {time.time() - t:.1f}s", flush=True)
         paths.append(path)
@@ -72,5 +156,6 @@ if __name__ == "__main__":
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--source", choices=("procedural", "icrp"), default="procedural")
     a = ap.parse_args()
-    build(a.out, a.n, a.seed)
+    build(a.out, a.n, a.seed, a.source)

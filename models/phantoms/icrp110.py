@@ -428,10 +428,11 @@ def _smooth_noise(shape, sigma_px, rng) -> np.ndarray:
 
 
 def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str | None = None, *,
-                  with_organs: bool = True) -> SyntheticCT:
+                  with_organs: bool = True, native_labels: np.ndarray | None = None) -> SyntheticCT:
     """A CT-like volume of AM or AF scaled and deformed per ``p``, on a standard axial grid (head-first slices,
     matrix x matrix pixels of ``pixel_mm`` centred on the body), with its landmarks, body parts and (unless
-    ``with_organs`` is False) its ALL_ORGANS label map ``organs`` on the same grid."""
+    ``with_organs`` is False) its ALL_ORGANS label map ``organs`` on the same grid; ``native_labels`` (a label
+    map on the phantom's voxel grid) replaces the organ labels: it is resampled through the HU's coordinates."""
     p = p or SynthesisParams()
     ph = _check(phantom)
     rng = np.random.default_rng(p.seed)
@@ -469,7 +470,7 @@ def synthesize_ct(phantom: str, p: SynthesisParams | None = None, data_dir: str 
     offs = (np.arange(n_sub) - (n_sub - 1) / 2) * (t / n_sub)
     out = np.empty((len(zs), p.matrix, p.matrix), np.float32)
     organs = np.zeros((len(zs), p.matrix, p.matrix), np.uint8) if with_organs else None
-    lab_native = organ_labels(ph, data_dir) if with_organs else None
+    lab_native = (organ_labels(ph, data_dir) if native_labels is None else native_labels) if with_organs else None
     for k, z in enumerate(zs):
         acc = np.zeros((p.matrix, p.matrix), np.float32)
         for o in offs:
