@@ -151,3 +151,81 @@ def test_trained_liver_model_segments_a_held_out_phantom():
 def test_all_organs_table_covers_bundle_names():
     assert all(p.name in {o.name for o in ALL_ORGANS} for p in BUNDLE_DIRS)
     assert isinstance(BUNDLES, Path)
+
+
+# --- window-family training (models/organ_segmentation/train.py) -------------------------------------------------
+
+def _fake_case(cache: Path, spec: D.CaseSpec, organs_by_slice: list[list[str]]) -> None:
+    """A cached case in ``data.build_case``'s layout: one 20 x 30 px square per organ named on a slice."""
+    n = len(organs_by_slice)
+    bits = np.zeros((n, *pp.NET_SHAPE), np.uint32)
+    for k, names in enumerate(organs_by_slice):
+        for j, name in enumerate(names):
+            bits[k, 20 + 25 * j:40 + 25 * j, 50:80] |= np.uint32(1) << np.uint32(ORGAN_BY_NAME[name].id - 1)
+    img = np.random.default_rng(spec.seed).integers(0, 240, (3, n, *pp.NET_SHAPE), dtype=np.uint8)
+    path = D.case_path(spec, cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, meta=np.array(json.dumps({"spec": {}, "info": {}, "keep_every": 1})), img=img, bits=bits,
+             z_mm=np.arange(n, dtype=np.float32) * 5.0, box=np.zeros(4, np.int32))
+
+
+def test_family_slices_masks_labels_a_generator_never_paints(tmp_path):
+    """ICRP-110 has no aorta label: its slices must not teach 'no aorta'; procedural slices must."""
+    from models.organ_segmentation.train import family_slices
+
+    icrp, ph = D.CaseSpec("a_icrp", "icrp", 1), D.CaseSpec("a_ph", "phantom", 2)
+    _fake_case(tmp_path, icrp, [["liver"], [], ["liver", "kidneys"]])
+    _fake_case(tmp_path, ph, [["aorta"], ["liver", "aorta"]])
+    organs = ["liver", "kidneys", "aorta"]
+    d = family_slices(organs, [icrp, ph], cache=tmp_path)
+    assert d["x"].shape == (5, *pp.NET_SHAPE) and d["bits"].dtype == np.uint8
+    assert d["present"].tolist() == [[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]]
+    # liver everywhere; kidneys painted by ICRP only; aorta by the procedural phantom only
+    assert d["valid"].tolist() == [[1, 1, 0]] * 3 + [[1, 0, 1]] * 2
+    assert ((d["bits"][2] >> 1) & 1).sum() == 20 * 30  # kidneys on bit 1 of the family, not its ALL_ORGANS bit
+    with np.load(D.case_path(icrp, tmp_path)) as z:
+        assert (d["x"][:3] == z["img"][D.organ_window_index("liver")]).all()
+
+
+def test_family_loss_ignores_invalid_organs_and_rewards_overlap():
+    from models.organ_segmentation.train import family_loss
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.zeros(2, 2, 16, 16)
+    y[:, 0, 4:12, 4:12] = 1.0
+    valid = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # organ 1 not painted on these slices
+    good = torch.where(y > 0, 8.0, -8.0)
+    a = family_loss(good, y, valid)
+    garbage = good.clone()
+    garbage[:, 1] = torch.randn(2, 16, 16, generator=g) * 10.0  # anything on the invalid organ
+    assert torch.isclose(family_loss(garbage, y, valid), a)
+    assert family_loss(-good, y, valid) > a + 1.0  # inverted prediction: much worse
+    valid[:, 1] = 1.0  # now organ 1 is known absent: predicting it costs
+    assert family_loss(garbage, y, valid) > a + 0.5
+
+
+def test_single_output_network_equals_its_channel_of_the_family_network():
+    from models.organ_segmentation.network import single_output
+
+    torch.manual_seed(0)
+    net = build_network(5).eval()
+    x = torch.rand(2, 1, *pp.NET_SHAPE)
+    with torch.no_grad():
+        full = net(x)
+        one = single_output(net, 3).eval()(x)
+    assert full.shape == (2, 5, *pp.NET_SHAPE) and one.shape == (2, 1, *pp.NET_SHAPE)
+    torch.testing.assert_close(one, full[:, 3:4])
+    assert not torch.allclose(one, full[:, 2:3])
+
+
+def test_sample_family_balances_organs():
+    """A rare organ (1 slice in 200) is drawn about as often as a common one, plus the share of any slice."""
+    from models.organ_segmentation.train import ORGAN_SAMPLE_FRACTION, sample_family
+
+    present = np.zeros((200, 2), bool)
+    present[:150, 0] = True
+    present[7, 1] = True
+    d = {"x": np.zeros((200, 1, 1), np.uint8), "present": present}
+    idx = sample_family(d, np.random.default_rng(0), 4000)
+    rare = (idx == 7).mean()
+    assert abs(rare - ORGAN_SAMPLE_FRACTION / 2) < 0.03

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "build" / "organ_seg"
 WINDOW_NAMES = ("soft", "lung", "bone")
 MIN_SLICE_GAP_MM = 4.0
-N_TRAIN = {"icrp": 24, "phantom": 24}
+N_TRAIN = {"icrp": 72, "phantom": 96}
 ICRP_REGIONS = {  # (inferior landmark, offset mm, superior landmark, offset mm)
     "head": ("mandible_bottom", -40.0, "vertex", 10.0),
     "neck_chest": ("diaphragm_dome", -60.0, "skull_base", 0.0),

@@ -327,19 +327,20 @@ def postprocess(labels: np.ndarray, affine_lps: np.ndarray, enabled: dict[str, b
 
 
 # Per-organ default (rule + component cleanup), chosen with benchmarks/eval_anchor_postprocess.py (criterion: mean
-# Dice gain > 0.002 and no case worse by more than 0.01):
-# * organs with a trained bundle, measured on 8 held-out procedural phantoms (seeds 7000-7007, whole / abdomen /
-#   chest / pelvis; GrayNet range as in the app; H1's first bundles, snapshot of 2026-11-23 22:14):
-#   liver +0.004, heart +0.005, spleen +0.028 -> on; kidneys +0.026 mean but one case -0.166 (the cleanup kept a
-#   false-positive blob and dropped a true kidney) -> off; pancreas +0.010 mean, one case -0.061 -> off; urinary
-#   bladder -0.026 (one case -0.139: the kidneys model's pelvic false positives pull the "kidneys bottom" bound
-#   down) -> off; femoral heads -0.075 -> off; lungs +0.002 (below the threshold, no case worse) -> off; bones: no
-#   rule and no cleanup -> off. Esophagus and spinal cord bundles gave Dice < 0.02 (too early to judge):
-#   corrupted-truth result used. Leaving the femoral heads out of the anchors changed nothing measurable.
-# * every other organ: no trained model yet, so only the mechanism is measured, on ground truth corrupted with
-#   spurious blobs far from the organ (--mode corrupted, 8 phantoms, seed 5000): every organ with a rule or a
-#   cleanup gained (0.91-1.00 Dice after vs 0.74-0.91 before) -> on. Re-measure with --mode models as bundles land.
-DEFAULT_ENABLED: dict[str, bool] = {o: True for o in ORGAN_BY_NAME}
-DEFAULT_ENABLED.update(kidneys=False, lungs=False, bones=False, pancreas=False, femoral_heads=False,
-                       urinary_bladder=False)
+# Dice gain > 0.002 and no case worse by more than 0.01), re-measured for the 0.2.0 bundles:
+# ``--mode models --n 8 --seed 7000`` (8 held-out procedural phantoms, whole / abdomen / chest / pelvis, GrayNet
+# range as in the app; build/eval_anchor_postprocess_models_v020.json):
+# * on: kidneys +0.006, urinary bladder +0.033, oesophagus +0.008, gallbladder +0.008, rectum +0.002 (no case
+#   worse), thymus +0.003.
+# * off, harmful: colon -0.077 and small intestine -0.113 mean (the rules cut true bowel loops: worst cases
+#   -0.34 / -0.41), pancreas -0.020, aorta -0.037, adrenal glands -0.016, spinal cord +0.039 mean but one case
+#   -0.076, inferior vena cava +0.010 mean but one case -0.096.
+# * off, no measurable gain: liver +0.001, heart +0.001, spleen, stomach +0.002, lungs +0.001, gi_tract, eyes,
+#   brain, lenses, femoral heads -0.000, bones (no rule).
+# * optic nerves, pituitary gland, trachea: the procedural phantom paints none of them, so no model figure; the
+#   mechanism measured on corrupted ground truth (--mode corrupted, 8 phantoms, seed 5000: every organ with a rule
+#   or a cleanup gained, 0.91-1.00 Dice after vs 0.74-0.91 before) -> on.
+_ON = ("kidneys", "urinary_bladder", "esophagus", "gallbladder", "rectum", "thymus", "optic_nerves",
+       "pituitary_gland", "trachea")
+DEFAULT_ENABLED: dict[str, bool] = {o: o in _ON for o in ORGAN_BY_NAME}
 DEFAULT_ANCHORS: tuple[str, ...] = ANCHORS
