@@ -229,3 +229,12 @@ def test_sample_family_balances_organs():
     idx = sample_family(d, np.random.default_rng(0), 4000)
     rare = (idx == 7).mean()
     assert abs(rare - ORGAN_SAMPLE_FRACTION / 2) < 0.03
+
+
+def test_iters_option_takes_one_count_or_one_per_organ():
+    from models.organ_segmentation.train import _parse_iters
+
+    assert _parse_iters(None) is None and _parse_iters("3439") == 3439
+    assert _parse_iters("liver=424, heart=368") == {"liver": 424, "heart": 368}
+    with pytest.raises(ValueError):
+        _parse_iters("liver=many")

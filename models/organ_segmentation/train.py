@@ -324,6 +324,16 @@ def organ_sets(organs: list[str], specs: list[D.CaseSpec], seed: int = 0) -> dic
                 np.concatenate(a[1]) if a[1] else np.zeros((0, *pp.NET_SHAPE), bool)) for o, a in acc.items()}
 
 
+def _parse_iters(text: str | None) -> int | dict[str, int] | None:
+    """``--iters``: None, ``"N"`` or ``"organ=N,organ=N"`` (each fine-tuned organ's own count)."""
+    if not text:
+        return None
+    if "=" not in text:
+        return int(text)
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    return {k.strip(): int(v) for k, v in pairs}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -331,12 +341,14 @@ def main(argv=None) -> int:
     mode.add_argument("--finetune", help="comma-separated organs to train further alone, from their bundles")
     ap.add_argument("--minutes", type=float, default=2.0,
                     help="training time of the family network, or per fine-tuned organ (sets the iterations)")
-    ap.add_argument("--iters", type=int, default=None, help="fixed iterations (exact re-run)")
+    ap.add_argument("--iters", default=None,
+                    help="fixed iterations (exact re-run): N, or organ=N,organ=N for --finetune")
     ap.add_argument("--schedule-iters", type=int, default=None,
                     help="length of the one-cycle schedule when it is longer than --iters (a run stopped early)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(BUNDLES))
     args = ap.parse_args(argv)
+    iters = _parse_iters(args.iters)
     torch.set_num_threads(1)
     out = Path(args.out)
     specs = D.case_specs("train")
@@ -349,7 +361,9 @@ def main(argv=None) -> int:
         data = family_slices(organs, specs)
         log(f"{args.family} family: {len(organs)} organs, {len(data['x'])} slices from {len(specs)} cases "
             f"in {time.time() - t0:.0f} s")
-        net, summary = train_family(organs, data, args.minutes, args.seed, args.iters, log=log,
+        if isinstance(iters, dict):
+            raise SystemExit("--family takes one iteration count (--iters N)")
+        net, summary = train_family(organs, data, args.minutes, args.seed, iters, log=log,
                                     checkpoint=ckpt_dir / f"family_{args.family}.pt",
                                     schedule_iters=args.schedule_iters)
         del data
@@ -372,7 +386,8 @@ def main(argv=None) -> int:
     for organ in names:
         x8, yb = sets.pop(organ)
         before = json.loads((out / organ / "configs" / "metadata.json").read_text())["training"]["stages"]
-        net, summary = finetune_organ(organ, x8, yb, args.minutes, args.seed, out / organ, args.iters, log=log,
+        n = iters.get(organ) if isinstance(iters, dict) else iters
+        net, summary = finetune_organ(organ, x8, yb, args.minutes, args.seed, out / organ, n, log=log,
                                       checkpoint=ckpt_dir / f"{organ}.pt")
         write_bundle(organ, net, before + [summary], out)
         log(f"{organ}: fine-tuned ({summary})")
