@@ -77,8 +77,9 @@ def family_organs(family: str) -> list[str]:
 
 def family_slices(organs: list[str], specs: list[D.CaseSpec], cache: Path = D.CACHE) -> dict:
     """Every kept slice of the cached ``specs`` in the family's window: ``x`` uint8 (n, 224, 304), ``bits``
-    uint32 (n, 224, 304) (bit c = ``organs[c]``), ``present`` bool (n, C), ``valid`` bool (n, C): whether the
-    slice's generator paints organ c at all (union over its cases), ``kinds`` of the slices."""
+    (n, 224, 304), the smallest unsigned type holding one bit per organ (bit c = ``organs[c]``), ``present`` bool
+    (n, C), ``valid`` bool (n, C): whether the slice's generator paints organ c at all (union over its cases),
+    ``kinds`` of the slices."""
     w = D.organ_window_index(organs[0])
     ids = [ORGAN_BY_NAME[o].id for o in organs]
     dtype = np.uint8 if len(ids) <= 8 else np.uint16 if len(ids) <= 16 else np.uint32
@@ -157,6 +158,7 @@ def family_loss(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, eps:
 def sample_family(data: dict, rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` slice indices: a slice holding a uniformly chosen organ of the family (``ORGAN_SAMPLE_FRACTION``)
     or any slice."""
+    # the slices holding each organ, computed once per data set
     holders = data.setdefault("_holders", [np.nonzero(data["present"][:, c])[0]
                                            for c in range(data["present"].shape[1])])
     organs = [c for c, h in enumerate(holders) if len(h)]
