@@ -5,7 +5,8 @@ A trunk, MONAI ``UNet(spatial_dims=2, num_res_units=2)`` with five levels of cha
 level, batch norm, PReLU, giving ``HEAD_FEATURES`` (8) full-resolution feature maps; then PReLU and a 1 x 1
 convolution head with one output per organ. 410 K parameters: a little lighter than the paper's 533 K so
 that the 23 bundles stay below 25 MB together with fp16 weights (about 1 MB each); full resolution keeps only
-8 channels, which keeps CPU inference fast (about 20 ms per 224 x 304 slice on one core).
+8 channels, which keeps CPU inference fast (all 23 organs of a 300-slice whole-body series in about 25 s on
+2 cores: benchmarks/bench_organ_segmentation.py).
 
 The head makes multi-organ training exact to split: a network trained with one output per organ of a window
 family (``build_network(n_organs)``) gives each organ's one-output network by keeping its row of the head
