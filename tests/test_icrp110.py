@@ -132,7 +132,7 @@ def test_eyes_contain_lenses_and_optic_nerves_run_to_the_pituitary(phantom):
     # behind the eyes and in front of (or at) the pituitary, on both sides of the midline
     assert (nerve[:, 1] >= bulbs[:, 1].mean()).all() and (nerve[:, 1] <= pit[1] + 3).all()
     assert (nerve[:, 2] < pit[2]).any() and (nerve[:, 2] > pit[2]).any()
-    assert not np.isin(ids[lab == O["optic_nerves"].id], icrp110._BONE_IDS + (61,)).any()
+    assert not np.isin(ids[lab == O["optic_nerves"].id], icrp110.BONE_IDS + (61,)).any()
 
 
 def _aligned_params(**kw):

@@ -64,14 +64,14 @@ import functools
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import disk
 
 from models.phantoms import icrp110
 from operators.common.labels import BODY_COMPOSITION
+from operators.common.morphology import INPLANE_4, disk
 
 ID = {lab.name: lab.id for lab in BODY_COMPOSITION}
 
-SKELETON = tuple(range(13, 57)) + (128,)
+SKELETON = icrp110.BONE_IDS
 CARTILAGE = (57, 58, 59, 60)
 CLASS_IDS: dict[str, tuple[int, ...]] = {
     "skin": (122, 123, 124, 125, 141),
@@ -136,10 +136,6 @@ def _closing_2d(m: np.ndarray, spacing_yx_mm: tuple[float, float], radius_mm: fl
     return out
 
 
-_IN_PLANE = np.zeros((3, 3, 3), bool)
-_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
-
-
 def muscle_envelope(ids: np.ndarray, spacing_yx_mm: tuple[float, float], closing_mm: float = CLOSING_MM
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(inside any region's envelope, inside the trunk's envelope): boolean (z, y, x) masks (module docstring):
@@ -152,7 +148,7 @@ def muscle_envelope(ids: np.ndarray, spacing_yx_mm: tuple[float, float], closing
         if not len(ks):
             continue
         sub = slice(ks[0], ks[-1] + 1)
-        env = ndimage.binary_fill_holes(_closing_2d(m[sub], spacing_yx_mm, closing_mm), structure=_IN_PLANE)
+        env = ndimage.binary_fill_holes(_closing_2d(m[sub], spacing_yx_mm, closing_mm), structure=INPLANE_4)
         any_env[sub] |= env
         if region == "trunk":
             trunk_env[sub] = env
@@ -162,7 +158,7 @@ def muscle_envelope(ids: np.ndarray, spacing_yx_mm: tuple[float, float], closing
 def spinal_canal(ids: np.ndarray, spacing_yx_mm: tuple[float, float], closing_mm: float = 3.0) -> np.ndarray:
     """Per slice: the holes of the vertebral bone (``SPINE`` ids closed with a disc of ``closing_mm``)."""
     r = max(1, int(round(closing_mm / float(np.mean(spacing_yx_mm)))))
-    se = disk(r).astype(bool)
+    se = disk(r)
     spine = _lut(SPINE)[ids]
     out = np.zeros(ids.shape, bool)
     for k in np.nonzero(spine.any(axis=(1, 2)))[0]:

@@ -121,25 +121,29 @@ def soft_dice_loss(logits: torch.Tensor, y: torch.Tensor, eps: float = 1.0) -> t
     return 1.0 - (2.0 * inter + eps) / (p.sum() + y.sum() + eps)
 
 
-def batch(x8: np.ndarray, yb: np.ndarray, idx: np.ndarray, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(x8[idx].astype(np.float32) / (pp.N_LEVELS - 1)).unsqueeze(1)
-    y = torch.from_numpy(yb[idx].astype(np.float32)).unsqueeze(1)
+def _levels(x8: np.ndarray) -> torch.Tensor:
+    """(B, 1, H, W) float32 in [0, 1] of uint8 window levels (B, H, W)."""
+    return torch.from_numpy(x8.astype(np.float32) / (pp.N_LEVELS - 1)).unsqueeze(1)
+
+
+def _shift_augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random in-plane shift (+-12 px) of images and labels, then the intensity augmentation."""
     dy, dx = (int(v) for v in torch.randint(-12, 13, (2,), generator=g))
     x = torch.roll(x, (dy, dx), (2, 3))
     y = torch.roll(y, (dy, dx), (2, 3))
     return augment(x, g), y
 
 
+def batch(x8: np.ndarray, yb: np.ndarray, idx: np.ndarray, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return _shift_augment(_levels(x8[idx]), torch.from_numpy(yb[idx].astype(np.float32)).unsqueeze(1), g)
+
+
 def family_batch(data: dict, idx: np.ndarray, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x (B, 1, H, W), y (B, C, H, W), valid (B, C)) of slices ``idx``, shifted and intensity-augmented."""
     n_c = data["present"].shape[1]
-    x = torch.from_numpy(data["x"][idx].astype(np.float32) / (pp.N_LEVELS - 1)).unsqueeze(1)
     bits = data["bits"][idx][:, None] >> np.arange(n_c, dtype=np.uint32)[None, :, None, None]
-    y = torch.from_numpy((bits & np.uint32(1)).astype(np.float32))
-    dy, dx = (int(v) for v in torch.randint(-12, 13, (2,), generator=g))
-    x = torch.roll(x, (dy, dx), (2, 3))
-    y = torch.roll(y, (dy, dx), (2, 3))
-    return augment(x, g), y, torch.from_numpy(data["valid"][idx].astype(np.float32))
+    x, y = _shift_augment(_levels(data["x"][idx]), torch.from_numpy((bits & np.uint32(1)).astype(np.float32)), g)
+    return x, y, torch.from_numpy(data["valid"][idx].astype(np.float32))
 
 
 def family_loss(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

@@ -231,7 +231,7 @@ def arms_present_per_slice(phantom: str, data_dir: str | None = None) -> np.ndar
 
 # --- organ labels ---------------------------------------------------------------------------------------
 
-_BONE_IDS = tuple(range(13, 57)) + (128,)
+BONE_IDS = tuple(range(13, 57)) + (128,)  # skeleton (cortical, spongiosa, medullary cavities) and teeth
 # ICRP-110 organ id(s) -> ALL_ORGANS name (identical numbering in AM and AF). Choices:
 # * bones: every skeletal id, cortical + spongiosa + medullary cavity (13-56), and the teeth (128, mineralised
 #   and bone-dense on CT, so a bone-window model cannot tell them apart); cartilage (57-60) is not bone (about
@@ -249,7 +249,7 @@ _BONE_IDS = tuple(range(13, 57)) + (128,)
 # unlabelled rather than wrong); gi_tract (in CorpusCT the duodenum, see ``anatomy.py``; ICRP-110 has none).
 # Derived: optic nerves, a geometric model (``_optic_nerves``).
 ORGAN_MAP: dict[str, tuple[int, ...]] = {
-    "liver": (95,), "heart": (87, 88), "pancreas": (113,), "bones": _BONE_IDS,
+    "liver": (95,), "heart": (87, 88), "pancreas": (113,), "bones": BONE_IDS,
     "kidneys": (89, 90, 91, 92, 93, 94), "spleen": (127,), "urinary_bladder": (137, 138), "esophagus": (110,),
     "lungs": (96, 97, 98, 99), "spinal_cord": (126,), "gallbladder": (70, 71), "adrenal_glands": (1, 2),
     "colon": tuple(range(76, 86)), "rectum": (86,), "small_intestine": (74, 75), "stomach": (72, 73),
