@@ -52,11 +52,16 @@ def case_params(i: int, seed: int) -> PhantomParams:
                          arms=str(rng.choice(["auto", "up", "down"])), variation=float(rng.uniform(0.7, 1.3)))
 
 
+def model_grid_case(ct, labels: np.ndarray, params: dict) -> dict:
+    """A cached case: HU (float16) and BODY_COMPOSITION labels of ``ct`` on the model grid, ``params`` as JSON."""
+    grid = ModelGrid.of(ct.shape, ct.affine_lps)
+    return {"x": grid.to_model(ct.hu).astype(np.float16), "y": grid.labels_to_model(labels),
+            "params": json.dumps(params)}
+
+
 def make_case(p: PhantomParams) -> dict:
     ph = generate_phantom(p)
-    grid = ModelGrid.of(ph.ct.shape, ph.ct.affine_lps)
-    return {"x": grid.to_model(ph.ct.hu).astype(np.float16), "y": grid.labels_to_model(ph.body_composition),
-            "params": json.dumps(ph.params.resolved().to_json())}
+    return model_grid_case(ph.ct, ph.body_composition, ph.params.resolved().to_json())
 
 
 # --- ICRP-110 source ----------------------------------------------------------------------------------
@@ -121,9 +126,7 @@ def synthesize_icrp_case(c: IcrpCase) -> icrp110.SyntheticCT:
 
 def make_icrp_case(c: IcrpCase) -> dict:
     s = synthesize_icrp_case(c)
-    grid = ModelGrid.of(s.ct.shape, s.ct.affine_lps)
-    return {"x": grid.to_model(s.ct.hu).astype(np.float16), "y": grid.labels_to_model(s.organs),
-            "params": json.dumps(c.to_json())}
+    return model_grid_case(s.ct, s.organs, c.to_json())
 
 
 def build(out: Path, n: int, seed: int, source: str = "procedural") -> list[Path]:
