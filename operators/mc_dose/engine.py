@@ -259,8 +259,14 @@ def run_cpu(geom: VoxelGeometry, source: Source, n_histories: int, n_batches: in
 
 
 def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int = 256 * 1024,
-             block: int = 128, n_batches: int = 32, seed: int = 1, prepared=None) -> MCResult:
-    """CUDA backend (or the CUDA simulator when NUMBA_ENABLE_CUDASIM=1): one stream per thread."""
+             block: int = 128, n_batches: int = 32, seed: int = 1, prepared=None,
+             tally_bytes: int = 64 * 2**20) -> MCResult:
+    """CUDA backend (or the CUDA simulator when NUMBA_ENABLE_CUDASIM=1): one stream per thread.
+
+    Thread ``t`` belongs to batch ``t % n_batches``. The tally on the GPU holds several copies of each batch
+    row (as many as fit in ``tally_bytes``; thread ``t`` adds to row ``t % rows``, a row of batch
+    ``t % n_batches`` since rows is a multiple of n_batches): far fewer threads then contend for the same
+    address in ``cuda.atomic.add``. The copies are summed on the host."""
     from numba import cuda
     from numba.cuda.random import create_xoroshiro128p_states
 
@@ -270,18 +276,21 @@ def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int
     threads = max(n_batches, min(threads, n_histories))
     threads = int(math.ceil(threads / n_batches)) * n_batches
     n_per = max(1, int(math.ceil(n_histories / threads)))
+    row_bytes = (geom.n_bins + 4) * 8
+    copies = int(max(1, min(threads // n_batches, tally_bytes // (row_bytes * n_batches))))
     states = create_xoroshiro128p_states(threads, seed=seed)
     dargs = [cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
-    tally = cuda.to_device(np.zeros((n_batches, geom.n_bins + 4)))
+    tally = cuda.to_device(np.zeros((copies * n_batches, geom.n_bins + 4)))
     kern = cuda_kernel()
     grid = (threads + block - 1) // block
     t = time.perf_counter()
     kern[grid, block](n_per, states, *dargs, tally)
     cuda.synchronize()
     secs = time.perf_counter() - t
-    host = tally.copy_to_host()
+    host = tally.copy_to_host().reshape(copies, n_batches, geom.n_bins + 4).sum(axis=0)
     # each batch row collected threads/n_batches threads x n_per histories
     res = _summarise(host, n_per * threads // n_batches, secs, "cuda", geom.n_bins)
     res.histories = n_per * threads
     res.extra["simulator"] = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))
+    res.extra["tally_copies"] = copies
     return res
