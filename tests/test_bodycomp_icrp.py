@@ -176,3 +176,29 @@ def test_icrp_case_params_seeded_and_disjoint():
     assert r.region == "abdomen" and lo < lm["l3"] * r.synthesis.scale_z < hi
     with pytest.raises(ValueError, match="source"):
         bdata.build(None, 1, 0, source="nope")
+
+
+def test_parallel_build_writes_the_same_cases_as_serial(tmp_path, monkeypatch):
+    """data.build with workers > 1 writes every case once, under its own name, from its own seed, and leaves
+    no temporary file; the case builder is replaced by a fast seeded one (the orchestration is under test)."""
+    import json
+
+    def fake_case(p):
+        rng = np.random.default_rng(p.seed)
+        return {"x": rng.normal(size=(2, 3, 3)).astype(np.float16), "y": rng.integers(0, 8, (2, 3, 3), np.uint8),
+                "params": json.dumps({"seed": p.seed, "region": p.region})}
+
+    monkeypatch.setattr(bdata, "make_case", fake_case)
+    serial = bdata.build(tmp_path / "serial", 5, 3, workers=1)
+    (tmp_path / "par").mkdir()
+    np.savez_compressed(tmp_path / "par" / serial[1].name, x=np.zeros(1), y=np.zeros(1), params="kept")  # existing
+    parallel = bdata.build(tmp_path / "par", 5, 3, workers=3)
+    assert [p.name for p in serial] == [p.name for p in parallel]
+    assert sorted(f.name for f in (tmp_path / "par").iterdir()) == sorted(p.name for p in parallel)  # no .tmp
+    for i, (a, b) in enumerate(zip(serial, parallel, strict=True)):
+        da, db = np.load(a), np.load(b)
+        if i == 1:
+            assert str(db["params"]) == "kept"  # an existing case is not rebuilt
+            continue
+        assert json.loads(str(da["params"]))["seed"] == 3000 + i
+        assert np.array_equal(da["x"], db["x"]) and np.array_equal(da["y"], db["y"])

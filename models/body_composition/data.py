@@ -129,20 +129,34 @@ def make_icrp_case(c: IcrpCase) -> dict:
     return model_grid_case(s.ct, s.organs, c.to_json())
 
 
-def build(out: Path, n: int, seed: int, source: str = "procedural") -> list[Path]:
+def _build_one(job: tuple[Path, int, int, str]) -> str:
+    path, i, seed, source = job
+    t = time.time()
+    c = make_icrp_case(icrp_case_params(i, seed)) if source == "icrp" else make_case(case_params(i, seed))
+    tmp = path.with_name(path.stem + ".tmp.npz")  # a stopped run leaves no truncated case behind
+    np.savez_compressed(tmp, **c)
+    tmp.replace(path)
+    return f"{path.name}: {c['x'].shape} {json.loads(c['params'])['region']} {time.time() - t:.1f}s"
+
+
+def build(out: Path, n: int, seed: int, source: str = "procedural", workers: int = 1) -> list[Path]:
+    """Cases 0..n-1 of ``seed`` in ``out`` (existing ones are kept); ``workers`` processes build them in
+    parallel (each case depends only on its own seed, so the result does not depend on ``workers``)."""
     if source not in ("procedural", "icrp"):
         raise ValueError(f"source must be 'procedural' or 'icrp', got {source!r}")
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        prefix = "case_icrp" if source == "icrp" else "case"
-        path = out / f"{prefix}_{seed:04d}_{i:03d}.npz"
-        if not path.exists():
-            t = time.time()
-            c = make_icrp_case(icrp_case_params(i, seed)) if source == "icrp" else make_case(case_params(i, seed))
-            np.savez_compressed(path, **c)
-            print(f"{path.name}: {c['x'].shape} {json.loads(c['params'])['region']} {time.time() - t:.1f}s", flush=True)
-        paths.append(path)
+    prefix = "case_icrp" if source == "icrp" else "case"
+    paths = [out / f"{prefix}_{seed:04d}_{i:03d}.npz" for i in range(n)]
+    jobs = [(p, i, seed, source) for i, p in enumerate(paths) if not p.exists()]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            for line in pool.imap_unordered(_build_one, jobs):
+                print(line, flush=True)
+    else:
+        for job in jobs:
+            print(_build_one(job), flush=True)
     return paths
 
 
@@ -160,5 +174,6 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--source", choices=("procedural", "icrp"), default="procedural")
+    ap.add_argument("--workers", type=int, default=1, help="parallel processes (one case each)")
     a = ap.parse_args()
-    build(a.out, a.n, a.seed, a.source)
+    build(a.out, a.n, a.seed, a.source, a.workers)

@@ -12,6 +12,7 @@ extra noise 0-10 HU, slight HU scale (0.97-1.03).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -92,18 +93,23 @@ def main():
                     help="8 comma-separated cross-entropy class weights (default CE_WEIGHTS)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the shared CPU rule)")
     ap.add_argument("--checkpoint-every", type=int, default=250, help="steps between TorchScript checkpoints")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda); the exported model is on the CPU")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     cases = bdata.load(sorted(a.data.glob("case_*.npz")))
     net = BodyCompNet()
-    if a.init:
-        net.load_state_dict(torch.jit.load(str(a.init), map_location="cpu").state_dict())
+    if a.init:  # a bundle's TorchScript, or a state_dict (.pt) where this torch cannot read that TorchScript
+        net.load_state_dict(torch.load(str(a.init), map_location="cpu") if a.init.suffix == ".pt"
+                            else torch.jit.load(str(a.init), map_location="cpu").state_dict())
+    net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     ce_w = torch.tensor([float(v) for v in a.ce_weights.split(",")]) if a.ce_weights else CE_WEIGHTS
     if ce_w.numel() != N_CLASSES:
         raise SystemExit(f"--ce-weights needs {N_CLASSES} values")
+    ce_w = ce_w.to(dev)
     budget = a.minutes * 60.0
     t0 = time.time()
     log, step, run = [], 0, None
@@ -115,7 +121,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         x, y = batch(cases, rng, a.batch)
-        loss = loss_fn(net(x), y, ce_w)
+        loss = loss_fn(net(x.to(dev)), y.to(dev), ce_w)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -126,18 +132,18 @@ def main():
             log.append({"step": step, "s": round(time.time() - t0, 1), "loss": round(run, 4)})
             print(log[-1], flush=True)
         if a.checkpoint_every and step % a.checkpoint_every == 0:  # usable model if the run is stopped early
-            net.eval()
-            torch.jit.script(net).save(str(a.out.with_suffix(".ckpt.ts")))
-            net.train()
-    net.eval()
+            torch.jit.script(copy.deepcopy(net).cpu().eval()).save(str(a.out.with_suffix(".ckpt.ts")))
+    net.cpu().eval()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), a.out.with_suffix(".pt.tmp"))  # kept until the TorchScript export succeeded
     ts = torch.jit.script(net)
     ts.save(str(a.out))
     info = {"steps": step, "seconds": round(time.time() - t0, 1), "batch": a.batch, "patch": PATCH, "lr": a.lr,
             "seed": a.seed, "n_cases": len(cases), "init": str(a.init) if a.init else None, "threads": a.threads,
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "ce_weights": [round(float(v), 3) for v in ce_w],
             "log": log}
+    (a.out.parent.parent / "docs").mkdir(exist_ok=True)
     (a.out.parent.parent / "docs" / "training_log.json").write_text(json.dumps(info, indent=1) + "\n")
     a.out.with_suffix(".pt.tmp").unlink()
     print("saved", a.out, step, "steps")
