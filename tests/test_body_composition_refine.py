@@ -127,20 +127,21 @@ def test_marrow_enclosed_by_bone_is_bone(refined):
     assert not (mid[(rv > 10) & (rv < 12)] == BONE).any()  # the coarse bone region does not leak
 
 
-def test_no_visceral_fat_in_slices_with_large_lungs():
+def test_no_visceral_fat_from_the_large_lungs_upwards():
     from operators.body_composition.refine import no_visceral_fat_in_chest
 
-    lab = np.full((4, 40, 40), AVF, np.uint8)
-    hu = np.full((4, 40, 40), -90.0, np.float32)
-    lung_px = (0, 1200, 500, 0)  # voxels of lung per slice (3 mm pixels: 0.09 cm2 each)
+    lab = np.full((5, 40, 40), AVF, np.uint8)  # canonical: slice 0 most inferior
+    hu = np.full((5, 40, 40), -90.0, np.float32)
+    lung_px = (0, 200, 1200, 500, 0)  # voxels of lung per slice (3 mm pixels: 0.09 cm2 each)
     for k, n in enumerate(lung_px):
         flat_l, flat_h = lab[k].reshape(-1), hu[k].reshape(-1)
         flat_l[:n] = IO
         flat_h[:n] = -850.0
-    no_visceral_fat_in_chest(lab, hu, (3.0, 3.0))  # lung areas 0, 108, 45, 0 cm2
-    assert not (lab[1] == AVF).any()  # the largest lungs: thorax, no AVF
-    assert (lab[2] == AVF).sum() == 1600 - 500  # 45 cm2 < half of 108: below the lung bases, AVF kept
-    assert (lab[0] == AVF).all() and (lab[3] == AVF).all()
+    no_visceral_fat_in_chest(lab, hu, (3.0, 3.0))  # lung areas 0, 18, 108, 45, 0 cm2
+    assert (lab[0] == AVF).all()  # abdomen below the lungs
+    assert (lab[1] == AVF).sum() == 1600 - 200  # lung bases (18 cm2 < half of 108) beside the upper abdomen
+    assert not (lab[2:] == AVF).any()  # thorax, apices (45 cm2) and the neck above them: no AVF
+    assert (lab[2:] == IO).all()
     lab2 = np.full((2, 10, 10), AVF, np.uint8)
     no_visceral_fat_in_chest(lab2, np.full((2, 10, 10), -90.0, np.float32), (3.0, 3.0))
     assert (lab2 == AVF).all()  # no lungs in the scan: nothing changes

@@ -22,7 +22,8 @@ Region rules (as the phantom labels and the paper define the classes):
   spinal canal enclosed by bone (operators/body_composition/cns.py); the network's CNS weight is 0, so where it
   says CNS the next allowed class wins, and CNS voxels the rule finds are never turned into marrow;
 * abdominal visceral vs subcutaneous fat, internal organs: the network's region, restricted by HU; no
-  AVF in slices with at least half the scan's largest lung area (mediastinal / epicardial fat is IO).
+  AVF from the first slice (inferior to superior) with at least half the scan's largest lung area upwards
+  (mediastinal, epicardial, apical and neck fat is IO).
 
 The probabilities are interpolated in z on the model grid, in plane onto a grid of at most 2x the model's
 resolution (about 2 mm), and read back at native resolution by nearest neighbour: boundaries between classes of
@@ -113,17 +114,19 @@ def fill_marrow(labels: np.ndarray) -> None:
 
 def no_visceral_fat_in_chest(labels: np.ndarray, hu: np.ndarray, spacing_yx_mm, min_lung_cm2: float = 50.0,
                              fraction: float = 0.5) -> None:
-    """AVF only below the diaphragm: in slices whose lung area (body voxels < -500 HU labelled IO) is at least
-    ``fraction`` of the scan's largest (and the scan has lungs, > ``min_lung_cm2``), fat the network called AVF
-    is mediastinal / epicardial fat: IO (the phantom's class for fat inside the body wall outside the
-    abdominal cavity); in place, (z, y, x) canonical."""
+    """AVF only below the diaphragm (the paper's definition): from the most inferior slice whose lung area (body
+    voxels < -500 HU labelled IO) is at least ``fraction`` of the scan's largest (and the scan has lungs,
+    > ``min_lung_cm2``) up to the top of the scan, fat the network called AVF is mediastinal / epicardial fat,
+    or deep fat of the lung apices and neck: IO (the phantom's class for fat inside the body wall outside the
+    abdominal cavity). Slices below that one (the lung bases beside the upper abdomen) keep their AVF. In place,
+    (z, y, x) canonical (z inferior -> superior)."""
     px_cm2 = float(spacing_yx_mm[0] * spacing_yx_mm[1]) / 100.0
     lung = ((labels == ID["internal_organs"]) & (hu < BODY_HU)).sum(axis=(1, 2)) * px_cm2
     if lung.max() < min_lung_cm2:
         return
-    for k in np.nonzero(lung >= fraction * lung.max())[0]:
-        sl = labels[k]
-        sl[sl == ID["abdominal_visceral_fat"]] = ID["internal_organs"]
+    k0 = int(np.nonzero(lung >= fraction * lung.max())[0][0])
+    above = labels[k0:]
+    above[above == ID["abdominal_visceral_fat"]] = ID["internal_organs"]
 
 
 def _weighted_argmax(up: torch.Tensor) -> np.ndarray:
