@@ -166,7 +166,9 @@ class OrganModel:
     def from_bundle(cls, bundle_dir: str | Path, organ: str | None = None) -> OrganModel:
         bundle_dir = Path(bundle_dir)
         module, md = load_torchscript_bundle(bundle_dir, f"organ-segmentation ({bundle_dir.name})")
-        module = module.float()  # fp16-stored weights run in fp32 on the CPU
+        # fp16-stored weights run in fp32 on the CPU; channels-last weights and inputs let oneDNN use its NHWC
+        # convolutions: 2-2.5x faster per slice here (benchmarks/bench_organ_segmentation.py), same logits to 1e-5
+        module = module.float().to(memory_format=torch.channels_last)
         name = str(_meta_get(md, "organ", default=organ or bundle_dir.name))
         if organ is not None and name != organ:
             raise ModelError(f"The bundle {bundle_dir} is for {name!r}, not {organ!r}.")
@@ -201,7 +203,8 @@ class OrganModel:
         with torch.inference_mode():
             for s in range(0, len(slices), batch):
                 idx = slices[s:s + batch]
-                y = self.module(torch.from_numpy(np.ascontiguousarray(self._stack(x, idx), np.float32)))
+                xb = torch.from_numpy(np.ascontiguousarray(self._stack(x, idx), np.float32))
+                y = self.module(xb.contiguous(memory_format=torch.channels_last))
                 if isinstance(y, (tuple, list)):
                     y = y[0]
                 if y.ndim != 4 or tuple(y.shape[2:]) != pp.NET_SHAPE or y.shape[1] not in (1, 2):
