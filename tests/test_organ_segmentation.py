@@ -312,3 +312,22 @@ def test_stl_mesh_in_lps_mm(tmp_path):
     assert np.allclose(centre, [10 + 25 * 0.8, 20 + 25 * 0.8, 300 - 15 * 2.5], atol=0.5)
     outward = np.einsum("ij,ij->i", normals, tri.mean(1) - centre) > 0
     assert outward.mean() > 0.99
+
+
+@pytest.mark.parametrize("shape,out_hw,scale,offset,cval", [
+    ((3, 226, 306), (300, 400), (0.44, 0.6), (-30.3, -50.7), 0.0),  # up-sampling (from_network), outside both sides
+    ((2, 300, 280), (224, 304), (1.9, 1.6), (-12.2, 20.5), -1024.0),  # down-sampling (to_network), box past the image
+])
+def test_resample_slices_equals_scipy_affine_transform(shape, out_hw, scale, offset, cval):
+    """The separable torch resampling against the reference it replaced: scipy.ndimage.affine_transform, linear,
+    constant mode, per slice."""
+    from scipy import ndimage
+
+    a = np.random.default_rng(5).normal(size=shape).astype(np.float32)
+    ref = np.stack([ndimage.affine_transform(s, np.array(scale), offset=offset, output_shape=out_hw, order=1,
+                                             mode="constant", cval=cval, prefilter=False) for s in a])
+    got = pp._resample_slices(a, out_hw, scale, offset, cval, chunk=2)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.abs(got - ref).max() < 1e-5
+    assert np.array_equal(got == cval, ref == cval)  # the same samples fall outside the slice
+    assert (ref == cval).any() and (ref != cval).any()

