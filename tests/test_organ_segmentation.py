@@ -331,3 +331,56 @@ def test_resample_slices_equals_scipy_affine_transform(shape, out_hw, scale, off
     assert np.abs(got - ref).max() < 1e-5
     assert np.array_equal(got == cval, ref == cval)  # the same samples fall outside the slice
     assert (ref == cval).any() and (ref != cval).any()
+
+
+def test_volume_check_against_the_icrp110_reference():
+    """Liver reference (ICRP-110 table): F 1333 mL, M 1714 mL; range 1/3 to 3 x (F: 444-4000 mL)."""
+    from operators.organ_segmentation.results import reference_volumes, volume_check
+
+    ref = reference_volumes()["liver"]
+    assert 1000 < ref["F"] < ref["M"] < 2500  # adult livers, the male larger
+    big = volume_check("liver", 6100.0, "F", truncated=False)  # the Toshiba series' liver + mass
+    assert big["result"] == "above" and "review" in big["note"]
+    assert big["range_ml"] == pytest.approx([ref["F"] / 3, 3 * ref["F"]], abs=0.1)
+    assert volume_check("liver", 1500.0, "F", truncated=False)["result"] == "within"
+    assert volume_check("liver", 300.0, "F", truncated=False)["result"] == "below"
+    part = volume_check("liver", 300.0, "F", truncated=True)  # the scan cuts the organ: small is expected
+    assert part["result"] == "within" and part["truncated_by_scan"]
+    assert volume_check("liver", 4500.0, "M", truncated=False)["result"] == "within"  # 3 x 1714 = 5142
+    unknown = volume_check("liver", 4500.0, None, truncated=False)  # both sexes: widest range
+    assert unknown["result"] == "within" and unknown["range_ml"][1] == pytest.approx(3 * ref["M"], abs=0.1)
+    assert volume_check("stomach", 5000.0, "F", truncated=False) is None  # distensible: not checked
+
+
+def test_organ_results_carry_the_volume_check():
+    from dataclasses import replace
+
+    hu = np.zeros((20, 30, 30), np.float32)
+    vol = CTVolume(hu, axial_affine((-10.0, 10.0, 10.0), (0.0, 0.0, 0.0)))  # 1 mL voxels
+    vol = replace(vol, meta=replace(vol.meta, patient_sex="F"))
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[2:18, 2:28, 2:28] = ORGAN_BY_NAME["liver"].id  # 16 x 26 x 26 mL = 10.8 L, inside the scan
+    labels[0:5, 0:2, 0:2] = ORGAN_BY_NAME["kidneys"].id  # 20 mL, touches the first slice: cut by the scan
+    labels[10:12, 28:30, 28:30] = ORGAN_BY_NAME["pancreas"].id  # 8 mL, away from the first and last slice
+    status = {"liver": STATUS_SEGMENTED, "kidneys": STATUS_SEGMENTED, "pancreas": STATUS_SEGMENTED}
+    res = organ_results(vol, labels, status)
+    assert res["liver"]["volume_check"]["result"] == "above"
+    assert res["kidneys"]["volume_check"] == {**res["kidneys"]["volume_check"], "result": "within",
+                                              "truncated_by_scan": True}
+    assert res["pancreas"]["volume_check"]["result"] == "below"  # whole organ in the scan, far too small
+    # searched over slices 8..19: the pancreas's expected extent reaches the scan's last slice -> partly scanned
+    res = organ_results(vol, labels, status, {"liver": [1, 18], "kidneys": [0, 6], "pancreas": [8, 19]})
+    assert res["pancreas"]["volume_check"]["result"] == "within"
+    assert res["pancreas"]["volume_check"]["truncated_by_scan"]
+    assert res["liver"]["volume_check"]["result"] == "above"  # "above" does not depend on coverage
+
+
+def test_reference_volume_table_matches_the_icrp110_phantoms():
+    """The committed table is what its generator computes from the ICRP-110 data (skipped without the data)."""
+    from models.organ_segmentation.reference_volumes import reference_volumes as compute
+    from models.phantoms import icrp110
+    from operators.organ_segmentation.results import reference_volumes
+
+    if not icrp110.available():
+        pytest.skip("ICRP-110 data absent")
+    assert compute() == reference_volumes()

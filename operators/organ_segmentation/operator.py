@@ -103,7 +103,7 @@ def run_organ_segmentation(vol, segmenter: OrganSegmenter, scan_range=None) -> O
 def organ_results_json(vol, seg: OrganSegmentation, app_name: str = "organ_segmentation",
                        postprocess_report: dict | None = None) -> dict:
     out = {"organs": {k: {kk: vv for kk, vv in v.items() if kk != "n_voxels"}
-                      for k, v in organ_results(vol, seg.labels, seg.status).items()}}
+                      for k, v in organ_results(vol, seg.labels, seg.status, seg.slices).items()}}
     out["slices_searched"] = seg.slices
     if postprocess_report is not None:
         out["anchor_postprocess"] = postprocess_report

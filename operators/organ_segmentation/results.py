@@ -1,6 +1,7 @@
 """Per-organ results of an organ label map (volume, mean HU, status), Dice / Jaccard, and STL meshes.
 
-    organ_results(ct_volume, labels, status)   # {"liver": {"volume_ml", "mean_hu", "status", "n_voxels"}, ...}
+    organ_results(ct_volume, labels, status)   # {"liver": {"volume_ml", "mean_hu", "status", "n_voxels",
+                                                #            "volume_check"}, ...}
     dice(a, b), jaccard(a, b)                   # boolean masks; 1.0 when both are empty
     write_stl(mask, affine_lps, path)           # binary STL, vertices in patient LPS mm (marching cubes)
 
@@ -9,7 +10,9 @@ Organ masks are read with ``labels.organ_mask`` (container organs include the or
 
 from __future__ import annotations
 
+import json
 import struct
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,51 @@ def voxel_volume_ml(vol: CTVolume) -> float:
     return float(abs(np.linalg.det(vol.affine_lps[:3, :3]))) / 1000.0
 
 
-def organ_results(vol: CTVolume, labels: np.ndarray, status: dict[str, str]) -> dict[str, dict]:
-    """{organ: {"volume_ml", "mean_hu", "status", "n_voxels"}} for every organ in ``status`` (ALL_ORGANS order
-    of the label table as given). Organs not in the field of view get null volume and HU."""
+# --- volume plausibility ------------------------------------------------------------------------------------
+
+REFERENCE_VOLUMES = Path(__file__).resolve().parent / "data" / "reference_volumes_icrp110.json"
+# solid organs whose volume varies little between adults; hollow or distensible organs (stomach, bowel,
+# bladder, gallbladder), organs that involute (thymus) and the partly modelled ones are not checked
+VOLUME_CHECKED = ("liver", "spleen", "kidneys", "pancreas", "heart", "lungs", "brain", "eyes")
+VOLUME_RANGE = (1.0 / 3.0, 3.0)  # x the reference adult volume of the patient's sex (both sexes when unknown)
+
+
+@lru_cache(maxsize=1)
+def reference_volumes() -> dict[str, dict[str, float]]:
+    """{organ: {"M": mL, "F": mL}} (models/organ_segmentation/reference_volumes.py wrote the table)."""
+    return json.loads(REFERENCE_VOLUMES.read_text())["volumes_ml"]
+
+
+def volume_check(organ: str, volume_ml: float, sex: str | None, truncated: bool) -> dict | None:
+    """Plausibility of a segmented organ's volume against the ICRP-110 reference adult: ``result`` is "within",
+    "above" or "below" the range ``VOLUME_RANGE`` x reference (no "below" for an organ the scan cuts:
+    ``truncated``). A flag asks for review (organ enlargement, pathology or a segmentation error); it does not
+    change the segmentation. None for organs that are not checked."""
+    ref = reference_volumes().get(organ)
+    if organ not in VOLUME_CHECKED or ref is None:
+        return None
+    refs = [ref[sex]] if sex in ("M", "F") else [ref["M"], ref["F"]]
+    lo, hi = VOLUME_RANGE[0] * min(refs), VOLUME_RANGE[1] * max(refs)
+    result = "above" if volume_ml > hi else "below" if volume_ml < lo and not truncated else "within"
+    out = {"result": result, "range_ml": [round(lo, 1), round(hi, 1)],
+           "reference": f"ICRP-110 reference adult ({'/'.join(sorted(ref)) if len(refs) == 2 else sex}), "
+                        f"{VOLUME_RANGE[0]:.2g}-{VOLUME_RANGE[1]:.2g} x its volume"}
+    if truncated:
+        out["truncated_by_scan"] = True
+    if result != "within":
+        out["note"] = (f"{organ} volume {volume_ml:.0f} mL is {result} the plausible range; review the segmentation "
+                       "(organ enlargement or atrophy, pathology, or a segmentation error)")
+    return out
+
+
+def organ_results(vol: CTVolume, labels: np.ndarray, status: dict[str, str],
+                  searched: dict[str, list[int]] | None = None) -> dict[str, dict]:
+    """{organ: {"volume_ml", "mean_hu", "status", "n_voxels"[, "volume_check"]}} for every organ in ``status``
+    (ALL_ORGANS order of the label table as given). Organs not in the field of view get null volume and HU.
+    ``volume_check`` (``volume_check``): for the solid organs ``VOLUME_CHECKED`` that were segmented. An organ
+    counts as cut by the scan when its mask touches the first or last slice, or when the slices searched for it
+    (``searched``: [first, last] volume slice per organ, the segmentation's GrayNet-derived range) reach either
+    end of the scan: a partly scanned organ may be predicted without reaching the edge slice."""
     vml = voxel_volume_ml(vol)
     out = {}
     for organ in [n for n in ORGAN_BY_NAME if n in status]:
@@ -48,6 +93,13 @@ def organ_results(vol: CTVolume, labels: np.ndarray, status: dict[str, str]) -> 
         n = int(m.sum())
         out[organ] = {"volume_ml": round(n * vml, 2), "mean_hu": round(float(vol.hu[m].mean()), 1) if n else None,
                       "status": st if n or st != "segmented" else "not found", "n_voxels": n}
+        if n:
+            span = (searched or {}).get(organ)
+            truncated = bool(m[0].any() or m[-1].any()) or (span is None and searched is not None) or (
+                span is not None and (span[0] <= 0 or span[1] >= labels.shape[0] - 1))
+            check = volume_check(organ, n * vml, vol.meta.patient_sex, truncated)
+            if check is not None:
+                out[organ]["volume_check"] = check
     return out
 
 
