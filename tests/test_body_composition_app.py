@@ -36,8 +36,8 @@ def test_network_on_demo_phantom(demo_study):
     0.95, AVF 0.91, SF 1.00, IO 0.94, CNS 0.97 (plain argmax: 0.91, 0.89, 0.94, 0.88, 0.99, 0.94, 0.93; 0.2.0's
     network did not find the CNS at all, the refinement's anatomical rule, operators/body_composition/cns.py,
     does). Floors below those; the HU refinement must beat the plain up-sampled argmax on skin and CNS from the
-    same logits, and must not cost bone more than 0.01 (0.2.0: refined bone 0.82 vs plain 0.77; 0.3.0: 0.886 vs
-    0.891)."""
+    same logits, and must not cost bone more than 0.02 (0.2.0: refined bone 0.82 vs plain 0.77; 0.3.0: 0.882 vs
+    0.891 since muscle is held to <= 150 HU: voxels of 151-250 HU next to bone become bone)."""
     ph = demo_study.phantom
     model = BodyCompositionModel.from_bundle(BUNDLE)
     grid = ModelGrid.of(ph.ct.shape, ph.ct.affine_lps)
@@ -54,7 +54,7 @@ def test_network_on_demo_phantom(demo_study):
         assert dice(pred, cid) > floor, cid
     for cid in (1, 7):
         assert dice(pred, cid) > dice(plain, cid) + 0.03, cid
-    assert dice(pred, 2) > dice(plain, 2) - 0.01
+    assert dice(pred, 2) > dice(plain, 2) - 0.02
 
 
 @needs_dciodvfy

@@ -34,6 +34,8 @@ def _slab():
     rv = np.hypot(yy - 25, xx)  # vertebra, posterior (rows run anterior -> posterior)
     hu[rv < 8] = 700.0
     hu[rv < 5] = 150.0
+    vessel = np.hypot(yy + 42, xx) < 2.5  # a contrast-filled vessel (200 HU) inside the anterior muscle ring
+    hu[vessel] = 200.0
     hu[(yy > 64) & (yy < 67) & (np.abs(xx) < 70)] = 300.0  # table
     truth = np.zeros((N, N), np.uint8)
     truth[r < 60] = SF
@@ -41,6 +43,7 @@ def _slab():
     truth[r < 36] = AVF
     truth[r < 14] = IO
     truth[rv < 8] = BONE
+    truth[vessel] = IO
     return np.repeat(hu[None], NZ, 0), truth, r
 
 
@@ -99,6 +102,10 @@ def test_tissue_follows_native_hu(refined):
     t = hu_type(hu[NZ // 2])
     assert not ((mid == MUSCLE) & (t == 1)).any(), "fat-HU voxels labelled muscle"
     assert not (np.isin(mid, [SF, AVF]) & (t == 2)).any(), "muscle-HU voxels labelled fat"
+    # muscle is -29..150 HU (the paper's threshold, the usual SMA definition): the enhanced vessel that the
+    # network's muscle ring covers is IO
+    assert not ((mid == MUSCLE) & (t >= 3)).any(), "voxels above 150 HU labelled muscle"
+    assert (mid[truth == IO] == IO).all()
     # the network's muscle ring reaches 4 mm into the subcutaneous fat: the HU gives it back to SF
     band = (r > 49) & (r < 51)
     assert (mid[band] == SF).mean() > 0.98

@@ -53,14 +53,16 @@ CONTEXT_SIGMA = 2.0  # model-grid voxels (8 mm): in-plane blur of the probabilit
 CONTEXT_WEIGHT = 0.1
 
 # W[t, c]: weight of class c for a voxel of HU type t (columns: background, skin, bone, muscle, AVF, SF, IO, CNS).
-# 0 = impossible; skin comes from the rim rule only; background from the body mask only.
+# 0 = impossible; skin comes from the rim rule only; background from the body mask only. Muscle only from
+# -29..150 HU (the paper's threshold and the usual SMA definition): an enhanced kidney cortex or vessel above
+# 150 HU next to psoas is never muscle, whatever the network's region says.
 HU_WEIGHTS = np.array([
     # bg  skin  bone  muscle AVF   SF    IO    CNS (from the anatomical rule only: cns.py)
     [0.0, 0.0, 0.0, 0.0, 0.1, 0.1, 1.0, 0.0],     # air / gas < -190 HU: lungs, bowel gas (IO)
     [0.0, 0.0, 0.05, 0.0, 1.0, 1.0, 0.5, 0.0],    # fat -190..-30: SF / AVF by region; marrow; organ fat (IO)
     [0.0, 0.0, 0.1, 1.0, 0.0, 0.0, 1.0, 0.0],     # soft -29..150: muscle / IO by region; discs, cartilage
-    [0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.0],     # dense 150..250: bone edges, enhanced organs and vessels
-    [0.0, 0.0, 1.0, 0.01, 0.0, 0.0, 1.0, 0.0],    # bone > 250: bone, or contrast-filled vessels (IO)
+    [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0, 0.0],     # dense 150..250: bone edges, enhanced organs and vessels
+    [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0],     # bone > 250: bone, or contrast-filled vessels (IO)
 ], np.float32)
 
 
