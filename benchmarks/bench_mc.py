@@ -49,16 +49,18 @@ def _cuda(g, s, pre, n):
 
     run_cuda(g, s, 1_000_000, prepared=pre)  # compile
     r = run_cuda(g, s, n, prepared=pre, seed=11)
-    return r, {"gpu": cuda.get_current_device().name.decode() if isinstance(cuda.get_current_device().name, bytes)
-               else str(cuda.get_current_device().name), "histories": r.histories, "seconds": round(r.seconds, 3),
+    name = cuda.get_current_device().name
+    return r, {"gpu": name.decode() if isinstance(name, bytes) else str(name), "histories": r.histories,
+               "seconds": round(r.seconds, 3),
                "histories_per_second": round(r.histories_per_second), "target_per_second": 1e8,
                "conservation_error": r.conservation_error}
 
 
 def _agreement(a, b, names):
     """per organ: (a - b) / sqrt(sa^2 + sb^2) for organs with at least 0.1 % of the scored energy."""
-    ma, mb = a.mean_kev[3:20], b.mean_kev[3:20]
-    z = (ma - mb) / np.sqrt(a.std_kev[3:20] ** 2 + b.std_kev[3:20] ** 2)
+    k = T.CASE5_ORGAN_BINS
+    ma, mb = a.mean_kev[k], b.mean_kev[k]
+    z = (ma - mb) / np.sqrt(a.std_kev[k] ** 2 + b.std_kev[k] ** 2)
     share = mb / mb.sum()
     rows = {nm: {"cuda_ev": round(float(x * 1000), 6), "cpu_ev": round(float(y * 1000), 6), "z": round(float(q), 2),
                  "energy_share": round(float(f), 5)} for nm, x, y, q, f in zip(names, ma, mb, z, share, strict=True)}

@@ -72,13 +72,13 @@ def case5(spec, n, out, angles, seed_offset=0, run=run_cpu):
         ref = T.case5_reference(spec, ai)
         share = ref / ref.sum()
         out[f"5/{spec}_{ang}deg"] = {nm: {**_entry(a, b, c), "energy_share": round(float(f), 5)}
-                                     for nm, a, b, c, f in zip(names, r.mean_kev[3:20] * 1000, ref,
-                                                               r.std_kev[3:20] * 1000, share, strict=True)}
+                                     for nm, a, b, c, f in zip(names, r.mean_kev[T.CASE5_ORGAN_BINS] * 1000, ref,
+                                                               r.std_kev[T.CASE5_ORGAN_BINS] * 1000, share, strict=True)}
         out.setdefault("_runs", []).append({"case": f"5/{spec}_{ang}deg", "histories": r.histories,
                                             "seconds": round(r.seconds, 1), "cpu_seconds": round(cpu, 1),
                                             "conservation": r.conservation_error})
-        sims.append(r.mean_kev[3:20] * 1000)
-        sds.append(r.std_kev[3:20] * 1000)
+        sims.append(r.mean_kev[T.CASE5_ORGAN_BINS] * 1000)
+        sds.append(r.std_kev[T.CASE5_ORGAN_BINS] * 1000)
         refs.append(ref)
     if len(angles) > 1:  # mean over the angles run (all 8: a step-and-shoot rotation), sigma combined
         sim, ref = np.mean(sims, axis=0), np.mean(refs, axis=0)

@@ -106,8 +106,11 @@ def case5_labels_zyx() -> np.ndarray:
     return np.ascontiguousarray(a.transpose(2, 1, 0))
 
 
+CASE5_ORGAN_BINS = slice(3, 20)  # tally bins of the 17 reference organs (labels 3..19, reference organ_order)
+
+
 def case5_geometry():
-    """Torso phantom centred at the origin; bins = label values 0..19 (organs are labels 3..19)."""
+    """Torso phantom centred at the origin; bins = label values 0..19 (organs: ``CASE5_ORGAN_BINS``)."""
     lab = case5_labels_zyx()
     idx = reference()["case5"]["material_index"]
     mats, dens = [], np.zeros(20)

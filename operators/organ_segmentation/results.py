@@ -74,6 +74,14 @@ def volume_check(organ: str, volume_ml: float, sex: str | None, truncated: bool)
     return out
 
 
+def _cut_by_scan(mask: np.ndarray, searched_span: list[int] | None) -> bool:
+    """Whether the scan may cut the organ: its mask touches the first or last slice, or the slices searched for
+    it ([first, last] volume slice; None: not known) reach either end of the scan."""
+    if mask[0].any() or mask[-1].any():
+        return True
+    return searched_span is not None and (searched_span[0] <= 0 or searched_span[1] >= mask.shape[0] - 1)
+
+
 def organ_results(vol: CTVolume, labels: np.ndarray, status: dict[str, str],
                   searched: dict[str, list[int]] | None = None) -> dict[str, dict]:
     """{organ: {"volume_ml", "mean_hu", "status", "n_voxels"[, "volume_check"]}} for every organ in ``status``
@@ -94,9 +102,7 @@ def organ_results(vol: CTVolume, labels: np.ndarray, status: dict[str, str],
         out[organ] = {"volume_ml": round(n * vml, 2), "mean_hu": round(float(vol.hu[m].mean()), 1) if n else None,
                       "status": st if n or st != "segmented" else "not found", "n_voxels": n}
         if n:
-            span = (searched or {}).get(organ)
-            truncated = bool(m[0].any() or m[-1].any()) or (span is None and searched is not None) or (
-                span is not None and (span[0] <= 0 or span[1] >= labels.shape[0] - 1))
+            truncated = _cut_by_scan(m, None if searched is None else searched.get(organ, [0, m.shape[0] - 1]))
             check = volume_check(organ, n * vml, vol.meta.patient_sex, truncated)
             if check is not None:
                 out[organ]["volume_check"] = check
