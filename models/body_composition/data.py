@@ -133,8 +133,10 @@ def _build_one(job: tuple[Path, int, int, str]) -> str:
     path, i, seed, source = job
     t = time.time()
     c = make_icrp_case(icrp_case_params(i, seed)) if source == "icrp" else make_case(case_params(i, seed))
-    tmp = path.with_name(path.stem + ".tmp.npz")  # a stopped run leaves no truncated case behind
-    np.savez_compressed(tmp, **c)
+    # written under a name the readers' case_*.npz pattern does not match: a stopped run leaves no truncated case
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **c)
     tmp.replace(path)
     return f"{path.name}: {c['x'].shape} {json.loads(c['params'])['region']} {time.time() - t:.1f}s"
 
