@@ -184,6 +184,21 @@ def test_segment_organs_on_phantom(demo_study, tmp_path):
     assert dice(np.flip(pred, 1), gt) < 0.4 and dice(np.flip(pred, 0), gt) < dice(pred, gt) - 0.2
 
 
+def test_overlapping_organs_go_to_the_more_confident_one(tmp_path):
+    """Where two organs' masks overlap the voxel goes to the higher probability, whichever ran first; an organ that
+    loses every voxel is "not found", not "segmented" with an empty mask."""
+    hu, organ = _body_volume()
+    vol = CTVolume(hu, axial_affine((2.5, 1.5, 1.5), (-150.0, -120.0, 0.0)))
+    make_band_bundle(tmp_path, "liver", 100.0, 140.0)  # the 120 HU blob, p ~ 0.96 at its centre
+    make_band_bundle(tmp_path, "spleen", 0.0, 300.0)  # blob and body, p ~ 1.0 on both
+    make_band_bundle(tmp_path, "kidneys", 110.0, 300.0)  # blob only, less sure than the spleen
+    for order in (["liver", "spleen", "kidneys"], ["kidneys", "spleen", "liver"]):
+        seg = segment_organs(vol, load_organ_models(tmp_path, order), None, threads=1)
+        spleen = seg.labels == ORGAN_BY_NAME["spleen"].id
+        assert spleen[organ].mean() > 0.95 and spleen.sum() > 2 * organ.sum()
+        assert seg.status == {"liver": "not found", "spleen": STATUS_SEGMENTED, "kidneys": "not found"}
+
+
 def test_neighbour_channels_and_fp16(demo_study, tmp_path):
     """3-channel (neighbouring slices) bundles and fp16-stored weights give the 1-channel fp32 result."""
     ph = demo_study.phantom
@@ -331,6 +346,42 @@ def test_resample_slices_equals_scipy_affine_transform(shape, out_hw, scale, off
     assert np.abs(got - ref).max() < 1e-5
     assert np.array_equal(got == cval, ref == cval)  # the same samples fall outside the slice
     assert (ref == cval).any() and (ref != cval).any()
+
+
+def test_resample_slices_of_a_flipped_view_and_an_interior_crop():
+    """``slices`` of a negative-stride view (the canonical HU of a head-first series) and taps that read only an
+    interior block of each slice give the values of resampling the copied slices whole."""
+    from scipy import ndimage
+
+    a = np.random.default_rng(6).normal(size=(7, 120, 140)).astype(np.float32)
+    view, ks = a[::-1], np.array([0, 2, 3, 6])
+    scale, offset = (0.3, 0.45), (40.2, 55.7)  # reads rows ~40-62 and columns ~55-82 only
+    ref = np.stack([ndimage.affine_transform(view[k], np.array(scale), offset=offset, output_shape=(70, 60),
+                                             order=1, mode="constant", cval=-5.0, prefilter=False) for k in ks])
+    got = pp._resample_slices(view, (70, 60), scale, offset, -5.0, chunk=3, slices=ks)
+    assert np.abs(got - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("centre,radius", [((40, 60), 12.0), ((3, 300), 20.0), ((112, 152), 0.7)])
+def test_above_threshold_region_keeps_every_voxel_of_the_mask(centre, radius):
+    """Mapping back only the region ``above_threshold_region`` names gives the same mask as mapping back the
+    whole body box, for blobs inside, at the edge and of one network pixel; nothing above the threshold ->
+    None."""
+    box = pp.Box(37, 301, -20, 341)  # wider than a 320-column image: the box reaches past the image
+    shape = (3, 330, 320)
+    region = pp.box_region(box, shape)
+    yy, xx = np.mgrid[:pp.NET_SHAPE[0], :pp.NET_SHAPE[1]]
+    r = np.hypot(yy - centre[0], xx - centre[1])
+    prob = np.stack([np.clip(1.0 - r / (2 * radius) + 0.02 * k, 0, 1) for k in range(3)]).astype(np.float32)
+    full = np.zeros(shape, bool)
+    full[:, region[0], region[1]] = pp.from_network(prob, box, shape, region) >= 0.5
+    sub = pp.above_threshold_region(prob, 0.5, box, region)
+    assert sub is not None and full.any()
+    part = np.zeros(shape, bool)
+    part[:, sub[0], sub[1]] = pp.from_network(prob, box, shape, sub) >= 0.5
+    assert np.array_equal(part, full)
+    assert (sub[0].stop - sub[0].start) * (sub[1].stop - sub[1].start) < 0.5 * full[0].size  # it does crop
+    assert pp.above_threshold_region(prob * 0.49, 0.5, box, region) is None
 
 
 def test_volume_check_against_the_icrp110_reference():

@@ -171,19 +171,24 @@ def _linear_taps(n_in: int, n_out: int, scale: float, offset: float):
 
 
 def _resample_slices(arr: np.ndarray, out_hw: tuple[int, int], scale_yx, offset_yx, cval: float,
-                     chunk: int = 32) -> np.ndarray:
+                     chunk: int = 16, slices=None) -> np.ndarray:
     """Linear in-plane resampling of (z, h, w): out[k, r, c] = arr[k, r*sy + oy, c*sx + ox], ``cval`` where a
     coordinate falls outside the slice. The same values as ``scipy.ndimage.affine_transform`` (order 1, mode
     "constant", no prefilter) to float32 rounding (tested), computed separably (rows, then columns) with torch's
-    multi-threaded gathers: 2-3x faster than scipy's one thread per slice at 512 x 512."""
+    multi-threaded gathers: 2-3x faster than scipy's one thread per slice at 512 x 512. ``slices``: only these
+    slices of ``arr`` (output in that order), read ``chunk`` at a time so that no copy of the whole input is made
+    (``arr`` may be any view, e.g. the flipped canonical HU)."""
     y_lo, y_hi, fy, in_y = _linear_taps(arr.shape[1], out_hw[0], scale_yx[0], offset_yx[0])
     x_lo, x_hi, fx, in_x = _linear_taps(arr.shape[2], out_hw[1], scale_yx[1], offset_yx[1])
-    src = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    out = np.empty((arr.shape[0], *out_hw), np.float32)
+    # read only the rows and columns the taps use (the body box of a 512 x 512 slice is often half of it)
+    r0, r1, c0, c1 = int(y_lo.min()), int(y_hi.max()) + 1, int(x_lo.min()), int(x_hi.max()) + 1
+    y_lo, y_hi, x_lo, x_hi = y_lo - r0, y_hi - r0, x_lo - c0, x_hi - c0
+    slices = np.arange(arr.shape[0]) if slices is None else np.asarray(slices, int)
+    out = np.empty((len(slices), *out_hw), np.float32)
     dst = torch.from_numpy(out)
     fy = fy[:, None]
-    for k in range(0, arr.shape[0], chunk):
-        a = src[k:k + chunk]
+    for k in range(0, len(slices), chunk):
+        a = torch.from_numpy(np.ascontiguousarray(arr[slices[k:k + chunk], r0:r1, c0:c1], dtype=np.float32))
         rows = torch.lerp(a[:, y_lo], a[:, y_hi], fy)  # (n, out_h, w)
         o = torch.lerp(rows[:, :, x_lo], rows[:, :, x_hi], fx)  # (n, out_h, out_w)
         o[:, ~in_y] = cval
@@ -192,15 +197,15 @@ def _resample_slices(arr: np.ndarray, out_hw: tuple[int, int], scale_yx, offset_
     return out
 
 
-def to_network(hu_c: np.ndarray, box: Box, window: tuple[float, float]) -> np.ndarray:
-    """Network input (z, 224, 304) float32 in [0, 1]: crop ``box`` of each canonical slice, resize linearly to
-    ``NET_SHAPE`` (pixel centres aligned), window and normalise. Outside the image reads as air."""
+def to_network(hu_c: np.ndarray, box: Box, window: tuple[float, float], slices=None) -> np.ndarray:
+    """Network input (z, 224, 304) float32 in [0, 1]: crop ``box`` of each canonical slice (of ``slices`` only,
+    default all), resize linearly to ``NET_SHAPE`` (pixel centres aligned), window and normalise. Outside the
+    image reads as air."""
     h, w = box.y1 - box.y0, box.x1 - box.x0
     sy, sx = h / NET_SHAPE[0], w / NET_SHAPE[1]
     # network pixel r centre <-> source row y0 + (r + 0.5) * sy - 0.5
     offset = (box.y0 + 0.5 * sy - 0.5, box.x0 + 0.5 * sx - 0.5)
-    src = np.ascontiguousarray(hu_c, dtype=np.float32)
-    res = _resample_slices(src, NET_SHAPE, (sy, sx), offset, AIR_HU)
+    res = _resample_slices(hu_c, NET_SHAPE, (sy, sx), offset, AIR_HU, slices=slices)
     return normalise(res, window)
 
 
@@ -222,6 +227,32 @@ def from_network(prob: np.ndarray, box: Box, shape_zyx, region: tuple[slice, sli
     padded = np.pad(prob, ((0, 0), (1, 1), (1, 1)))
     return _resample_slices(padded, (rows.stop - rows.start, cols.stop - cols.start), (sy, sx),
                             (offset[0] + 1.0, offset[1] + 1.0), 0.0)
+
+
+def above_threshold_region(prob: np.ndarray, threshold: float, box: Box,
+                           region: tuple[slice, slice]) -> tuple[slice, slice] | None:
+    """The part of ``region`` (rows, columns of the canonical grid) where ``from_network(prob, box, ...)`` can reach
+    ``threshold``, or None where it cannot anywhere. Linear interpolation never exceeds the two network pixels it
+    reads, so a grid row can reach the threshold only if its network coordinate u lies within one pixel of a
+    network row that does: u in (r_lo - 1, r_hi + 1); the same for columns. Computing only that part gives the
+    same mask as the whole region (tested) and skips the slices and margins an organ does not reach."""
+    hit = np.asarray(prob) >= threshold
+    if not hit.any():
+        return None
+    ys = np.nonzero(hit.any(axis=(0, 2)))[0]
+    xs = np.nonzero(hit.any(axis=(0, 1)))[0]
+    h, w = box.y1 - box.y0, box.x1 - box.x0
+    out = []
+    for lo, hi, size, start, sl in ((ys[0], ys[-1], h / NET_SHAPE[0], box.y0, region[0]),
+                                    (xs[0], xs[-1], w / NET_SHAPE[1], box.x0, region[1])):
+        # grid y <-> network u = (y - start + 0.5) / size - 0.5, i.e. y = (u + 0.5) * size + start - 0.5
+        a = int(np.floor((lo - 1 + 0.5) * size + start - 0.5))
+        b = int(np.ceil((hi + 1 + 0.5) * size + start - 0.5)) + 1
+        a, b = max(a, sl.start), min(b, sl.stop)
+        if a >= b:
+            return None
+        out.append(slice(a, b))
+    return out[0], out[1]
 
 
 def box_region(box: Box, shape_zyx) -> tuple[slice, slice]:
