@@ -94,7 +94,8 @@ def main(argv=None):
              "status": {k: v.status for k, v in feats.items()}}
         if model is not None:
             dp = DoseParameters("header", 120.0, 10.0, None, REGIONS[region].ctdi_phantom_cm, None)
-            res = predict_organ_doses(model, s.ct.hu, s.ct.spacing_mm, s.organs, dp, regions=[region])
+            res = predict_organ_doses(model, s.ct.hu, s.ct.spacing_mm, s.organs, dp, regions=[region],
+                                      affine_lps=s.ct.affine_lps)
             r["network_seconds"] = res.timing_s[f"network_{region}"]
             r["total_seconds"] = res.timing_s["total"]
             r["doses_mgy_at_10mgy"] = {k: v["dose"] for k, v in res.organ_doses_mgy.items()}

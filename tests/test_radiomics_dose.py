@@ -22,7 +22,13 @@ from operators.radiomics_dose.mc_segments import (
     segment_doses,
     segment_weights_from_ma,
 )
-from operators.radiomics_dose.regions import REGIONS, organ_tcm_factors
+from operators.radiomics_dose.regions import (
+    REGIONS,
+    organ_position,
+    organ_slice_mass,
+    organ_slice_positions,
+    organ_tcm_factors,
+)
 
 
 def _sphere(r_mm=40.0, sp=(5.0, 1.5, 1.5), shape=(30, 80, 80), seed=0):
@@ -141,6 +147,21 @@ def _water_cylinder():
     return hu, aff, lab
 
 
+def test_a_soft_organ_without_soft_voxels_takes_the_soft_tissue_of_its_block():
+    """A pituitary gland all of whose voxels read as bone (partial volume with the sella on 5 mm slices) is scored
+    in the soft tissue of its block, not in bone: its dose equals that of an organ made of the block's soft
+    voxels (same histories, same bin)."""
+    hu, aff, _ = _water_cylinder()
+    lab = np.zeros(hu.shape, np.uint8)
+    hu[8:10, 24:26, 24:26] = 1400.0  # inside one (2, 4, 4) block of the transport grid
+    lab[8:10, 24:26, 24:26] = ORGAN_BY_NAME["pituitary_gland"].id
+    lab[8:10, 24:28, 24:28][hu[8:10, 24:28, 24:28] < 100] = ORGAN_BY_NAME["brain"].id
+    r = segment_doses(hu, aff, lab, ["pituitary_gland", "brain"], 120.0, bowtie="head", n_per_segment=20_000,
+                      n_batches=10, block=(2, 4, 4))
+    assert np.all(np.isfinite(r.dose)) and np.all(r.dose[:, 1] > 0)
+    assert np.allclose(r.dose[:, 0], r.dose[:, 1], rtol=1e-12, atol=0)
+
+
 @pytest.mark.slow
 def test_narrowed_fan_and_segments_reproduce_a_full_fan_run():
     """Organ doses per nominal photon with the fan narrowed to the patient equal those of the full 50 degree
@@ -169,8 +190,54 @@ def _synthetic_region(n_pat=40, per=4, seed=0):
     logy = 0.25 * X[:, [3]] - 0.15 * X[:, [70]] + c + 0.1 * ((kvp - 110) / 30)[:, None]
     y = np.exp(logy) * tcm
     return RegionData("abdomen", ["liver", "kidneys"], names, X, kvp, tcm, np.full(n, 28.0),
-                      np.full((n, 2), 28.0), np.full((n, 2), 2.0), y,
-                      np.zeros_like(y), np.ones(n), np.repeat(np.arange(n_pat), per), np.zeros(n))
+                      organ_dw_cm=np.full((n, 2), 28.0), organ_margin_cm=np.full((n, 2), 2.0),
+                      organ_ap_cm=np.full((n, 2), -1.0), organ_radius_cm=np.full((n, 2), 6.0), y=y,
+                      sigma=np.zeros_like(y), ssde_ratio=np.ones(n), patient=np.repeat(np.arange(n_pat), per),
+                      tcm_strength=np.zeros(n))
+
+
+def test_organ_positions_follow_the_affine_not_the_array_order():
+    """The eyes 70 mm anterior of the image centre and 30 mm either side: AP offset -7 cm (LPS y, anterior < 0),
+    mean distance sqrt(7^2 + 3^2) cm, whether the rows run anterior->posterior or the other way."""
+    lab = np.zeros((3, 101, 121), np.uint8)
+    eye = ORGAN_BY_NAME["eyes"].id
+    lab[:, 50 - 35, [60 - 15, 60 + 15]] = eye  # rows/columns of 2 mm: 35 rows = 70 mm, 15 columns = 30 mm
+    aff = np.diag([2.0, 2.0, 5.0, 1.0])
+    flipped = aff.copy()
+    flipped[1, 1] = -2.0  # rows posterior -> anterior: the same eyes sit 35 rows *below* the centre row
+    for lm, a in ((lab, aff), (lab[:, ::-1], flipped)):
+        ap, r = organ_position(organ_slice_mass(lm, ["eyes", "brain"]),
+                               organ_slice_positions(lm, ["eyes", "brain"], a))
+        assert ap[0] == pytest.approx(-7.0) and r[0] == pytest.approx(math.hypot(7.0, 3.0))
+        assert np.isnan(ap[1]) and np.isnan(r[1])
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (12.0, -6.0), (-80.0, 0.0)])
+def test_head_field_of_view_centred_with_a_set_miscentring(offset):
+    """The cohort's head scans: the image centre (the isocentre) at the patient's centroid + offset; every voxel
+    keeps its LPS position and label (no organ voxel lost, the grid grows when the patient would leave it)."""
+    from models.organ_dose.cohort import centre_field_of_view
+
+    hu = np.full((4, 90, 100), -1000.0, np.float32)
+    yy, xx = np.mgrid[:90, :100]
+    head = ((yy - 30) / 22.0) ** 2 + ((xx - 62) / 18.0) ** 2 < 1  # off-centre, near the anterior edge
+    hu[:, head] = 30.0
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[:, (yy - 14) ** 2 + (xx - 62) ** 2 < 16] = ORGAN_BY_NAME["eyes"].id
+    aff = np.array([[1.5, 0, 0, -70.0], [0, 2.0, 0, -90.0], [0, 0, -5.0, 20.0], [0, 0, 0, 1.0]])
+    hu2, aff2, lab2 = centre_field_of_view(hu, aff, lab, offset)
+    assert (organ_slice_mass(lab2, ["eyes"]) == organ_slice_mass(lab, ["eyes"])).all()
+    assert (hu2 > -500).sum() == head.sum() * 4
+
+    def lps(a, mask):
+        k, j, i = np.nonzero(mask)
+        return (a @ np.stack([i, j, k, np.ones_like(i)]))[:3].T
+
+    assert np.allclose(np.sort(lps(aff2, lab2 > 0), 0), np.sort(lps(aff, lab > 0), 0))  # nothing moved in LPS
+    centre = aff2 @ [(hu2.shape[2] - 1) / 2, (hu2.shape[1] - 1) / 2, 0, 1]
+    centroid = lps(aff2, hu2 > -500).mean(0)
+    assert centre[1] - centroid[1] == pytest.approx(offset[0], abs=1.0)  # AP, within half a 2 mm row
+    assert centre[0] - centroid[0] == pytest.approx(offset[1], abs=0.75)
 
 
 def test_network_recovers_a_known_relation():
@@ -258,7 +325,7 @@ def test_committed_bundle_loads_and_predicts():
     assert set(model.models) == {"head", "chest", "abdomen"}
     for region, s in model.scalers.items():
         assert s["organs"] == list(REGIONS[region].organs)
-        assert len(s["inputs"]) == 100 + 2 + 2 * len(s["organs"])
+        assert len(s["inputs"]) == 100 + 2 + len(REGIONS[region].organ_inputs) * len(s["organs"])
         assert set(model.uncertainty[region]) == set(s["organs"])
         ones = np.ones(len(s["organs"]))
         r = model.predict_region(region, {}, 120.0, 25.0, ones)  # all radiomics inputs missing

@@ -2,16 +2,19 @@
 organ doses and radiomics features. Reproducible from the seed; one case = one patient scanned over one
 region (head, chest or abdomen).
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup .venv/bin/python -m models.organ_dose.cohort \\
-        --out build/organ_dose/cohort --patients 30 --seed 7 --budget-min 45 > build/organ_dose/cohort.log 2>&1 &
+    for i in 0 1; do OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python -m models.organ_dose.cohort \\
+        --out build/organ_dose/cohort --patients 90 --seed 7 --head-histories 2.5e6 --shard $i/2 & done
 
-(the bundle's cohort: that command; the 45-minute budget on the shared 2-core machine stopped it after 70 of 90
-cases, patients 0-22 complete and patient 23's head scan).
+(the bundle's cohort and how long it takes: models/organ_dose/docs/README.md, "Reproduce").
 
 Patients alternate ICRP-110 AM / AF variants (models.phantoms.icrp110.random_params + synthesize_ct: build,
 height, deformation, contrast, noise, HU texture) and procedural phantoms (models.phantoms.generate_phantom:
-sex, age 8-85 y, BMI 17-38). Per case: the CT over a jittered region range (5 mm slices), its ALL_ORGANS
-label map, the Monte Carlo per-segment organ doses (operators/radiomics_dose/mc_segments.py) at two of
+sex, age 8-85 y, BMI 17-38). Head scans (bundle 0.3.0): the ICRP variants' in-plane scale is a head's
+(0.92-1.08, not the trunk's build 0.85-1.35), and the field of view is centred on the patient as a technologist
+centres a head, with a drawn mis-centring (``centre_field_of_view``; before, ICRP heads lay 6-9 cm off the
+isocentre, which the Monte Carlo takes as the image centre). Per case: the CT over a jittered region range
+(5 mm slices), its ALL_ORGANS label map, the organs' per-slice positions relative to the isocentre
+(regions.organ_slice_positions), the Monte Carlo per-segment organ doses (operators/radiomics_dose/mc_segments.py) at two of
 80/100/120/140 kVp, and radiomics features (operators/radiomics_dose/features.py) of the region's organs and
 the body for the scanned range (``--range-variants 2``: also for the range shortened by one segment). Protocol variants (kVp, TCM strength,
 CTDIvol) cost nothing more: models/organ_dose/dataset.py combines segments into scans.
@@ -36,7 +39,7 @@ from operators.common.dosimetry import water_equivalent_diameter_mm
 from operators.common.morphology import patient_outline
 from operators.radiomics_dose import features as F
 from operators.radiomics_dose.mc_segments import segment_doses
-from operators.radiomics_dose.regions import REGIONS, organ_slice_mass
+from operators.radiomics_dose.regions import REGIONS, organ_slice_mass, organ_slice_positions
 
 log = logging.getLogger("organ_dose.cohort")
 KVPS = (80.0, 100.0, 120.0, 140.0)
@@ -62,8 +65,65 @@ def patient_plan(seed: int, n: int) -> list[dict]:
     return out
 
 
+# Head scans: the technologist centres the head on the rotation axis; the residual mis-centring (table height,
+# head holder) is drawn per case, 1 sigma 10 mm anterior-posterior and 5 mm left-right, held to +-25 / +-10 mm
+HEAD_MISCENTRING_SD_MM = (10.0, 5.0)
+HEAD_MISCENTRING_MAX_MM = (25.0, 10.0)
+
+
+def centre_field_of_view(hu: np.ndarray, affine: np.ndarray, labels: np.ndarray, offset_ap_lr_mm=(0.0, 0.0)):
+    """(hu, affine, labels) translated in-plane by whole voxels so that the image centre (the isocentre of the Monte
+    Carlo and of the organ-position inputs: operators/radiomics_dose/regions.organ_slice_positions) lies at the
+    patient's centroid plus ``offset_ap_lr_mm`` (LPS y, x). The grid grows where the patient would leave it;
+    outside the old grid is air (-1000 HU, label 0). Spacing and slices are unchanged."""
+    body = patient_outline(hu)
+    if not body.any():
+        raise ValueError("no patient in the case's CT")
+    ny, nx = hu.shape[1:]
+    jj, ii = np.nonzero(body.any(axis=0))
+    w = body.sum(axis=0)[jj, ii].astype(float)
+    cj, ci = float(np.average(jj, weights=w)), float(np.average(ii, weights=w))
+    # in-plane index step per LPS mm (axial images: the 2 x 2 block of (x, y) per (column, row))
+    block = np.array([[affine[0, 0], affine[0, 1]], [affine[1, 0], affine[1, 1]]], float)
+    di, dj = np.linalg.solve(block, [float(offset_ap_lr_mm[1]), float(offset_ap_lr_mm[0])])
+
+    def place(n: int, centre: float, lo: int, hi: int) -> tuple[int, int]:
+        """(size, old index of the new first voxel): centre (n - 1) / 2 at ``centre`` to half a voxel, body rows
+        lo..hi inside with a voxel to spare (the size grows by 2, keeping the centre, until they are)."""
+        while True:
+            start = int(round(centre - (n - 1) / 2.0))
+            if start < lo and start + n - 1 > hi:
+                return n, start
+            n += 2
+
+    nyn, j0 = place(ny, cj + dj, int(jj.min()), int(jj.max()))
+    nxn, i0 = place(nx, ci + di, int(ii.min()), int(ii.max()))
+    hu_n = np.full((hu.shape[0], nyn, nxn), -1000.0, hu.dtype)
+    lab_n = np.zeros((hu.shape[0], nyn, nxn), labels.dtype)
+    src_j, src_i = slice(max(j0, 0), min(j0 + nyn, ny)), slice(max(i0, 0), min(i0 + nxn, nx))
+    dst_j = slice(src_j.start - j0, src_j.stop - j0)
+    dst_i = slice(src_i.start - i0, src_i.stop - i0)
+    hu_n[:, dst_j, dst_i] = hu[:, src_j, src_i]
+    lab_n[:, dst_j, dst_i] = labels[:, src_j, src_i]
+    aff = np.array(affine, float)
+    aff[:3, 3] = aff[:3, 3] + aff[:3, 1] * j0 + aff[:3, 0] * i0
+    return hu_n, aff, lab_n
+
+
 def make_case(p: dict, region: str):
     """(hu, affine, label_map, info) of patient ``p`` scanned over ``region``."""
+    hu, aff, lab, info = _synthesise(p, region)
+    if region == "head":
+        rng = np.random.default_rng([p["seed"], list(REGIONS).index(region), 1])
+        off = np.clip(rng.normal(0.0, HEAD_MISCENTRING_SD_MM), -np.array(HEAD_MISCENTRING_MAX_MM),
+                      HEAD_MISCENTRING_MAX_MM)
+        hu, aff, lab = centre_field_of_view(hu, aff, lab, off)
+        info["isocentre_minus_centroid_ap_lr_mm"] = [round(float(v), 2) for v in off]
+    return hu, aff, lab, info
+
+
+def _synthesise(p: dict, region: str):
+    """(hu, affine, label_map, info) of patient ``p`` over ``region`` as the phantom generators place it."""
     rng = np.random.default_rng([p["seed"], list(REGIONS).index(region)])
     if p["kind"] == "icrp":
         from models.phantoms import icrp110 as I
@@ -77,6 +137,9 @@ def make_case(p: dict, region: str):
         else:
             z = (lm["iliac_crest"] - rng.uniform(5, 40), lm["diaphragm_dome"] + rng.uniform(10, 40))
         sp.z_range_mm = (float(z[0]), float(z[1]))
+        if region == "head":  # random_params' build (0.85-1.35) is a trunk's: an adult head varies ~4 % (1 SD)
+            g = rng.uniform(0.92, 1.08)
+            sp.scale_lr, sp.scale_ap = g * rng.uniform(0.97, 1.03), g * rng.uniform(0.97, 1.03)
         s = I.synthesize_ct(p["phantom"], sp)
         info = {"source": f"ICRP-110 {p['phantom']}", "sex": s.sex, "weight_kg": s.weight_kg,
                 "height_cm": s.height_cm, "age_years": None, "scale_lr": sp.scale_lr, "scale_ap": sp.scale_ap,
@@ -139,6 +202,7 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
         seg_z0_mm=s0.z0_mm, seg_z1_mm=s0.z1_mm, seg_length_frac=s0.length_frac,
         seg_dose=np.stack([seg[k].dose for k in kv]), seg_sigma=np.stack([seg[k].sigma for k in kv]),
         slice_z_mm=slice_z, dw_mm=dw, organ_slice_voxels=organ_slice_mass(lab, reg.organs),
+        organ_slice_position_mm=organ_slice_positions(lab, reg.organs, aff),
         variants=np.array(variants), variant_slices=np.array(vslices), features=np.stack(fmats),
         feature_status=np.array(fstat), feature_names=np.array(F.feature_names()),
         info=json.dumps({**info, "patient": p, "histories": int(sum(s.histories for s in seg.values())),
@@ -151,6 +215,32 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
             "mc_only_s": sum(s.seconds for s in seg.values()), "n_seg": n_seg,
             "rel_sigma": {o: float(np.nanmax(np.sqrt((s0.sigma[:, j] ** 2).sum()) / max(s0.dose[:, j].sum(), 1e-300)))
                           for j, o in enumerate(reg.organs) if np.isfinite(s0.dose[:, j]).all()}}
+
+
+def add_positions(cohort_dir: Path) -> int:
+    """Add ``organ_slice_position_mm`` to the cases of a cohort written before it existed: each case's patient is
+    synthesised again from its seed (the same CT and labels: its per-slice organ voxel counts must match the
+    stored ones, else the case is left alone and reported). Returns the number of cases updated."""
+    n = 0
+    for path in sorted(Path(cohort_dir).glob("case_*.npz")):
+        with np.load(path, allow_pickle=False) as d:
+            data = {k: d[k] for k in d.files}
+        if "organ_slice_position_mm" in data:
+            continue
+        info = json.loads(str(data["info"]))
+        _, aff, lab, _ = make_case(info["patient"], str(data["region"]))
+        organs = [str(o) for o in data["organs"]]
+        if not np.array_equal(organ_slice_mass(lab, organs), data["organ_slice_voxels"]):
+            log.error("%s: the re-synthesised labels differ from the stored organ voxel counts; left alone", path.name)
+            continue
+        data["organ_slice_position_mm"] = organ_slice_positions(lab, organs, aff)
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **data)
+        tmp.replace(path)
+        n += 1
+        log.info("%s: organ positions added", path.name)
+    return n
 
 
 def main(argv=None):
@@ -166,12 +256,17 @@ def main(argv=None):
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting new patients after this")
     ap.add_argument("--shard", default="0/1", help="i/n: this process runs the cases j with j %% n == i (run n "
                                                    "processes with i = 0..n-1 on one --out for n cores)")
+    ap.add_argument("--add-positions", action="store_true",
+                    help="only add the organ positions to the finished cases of --out (cohorts before 0.3.0)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("operators.mc_dose.engine").setLevel(logging.WARNING)  # per-batch progress of each run
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if a.add_positions:
+        log.info("organ positions added to %d cases", add_positions(out))
+        return
     plan = patient_plan(a.seed, a.patients)
     shard, n_shards = (int(x) for x in a.shard.split("/"))
     (out / f"plan_shard{shard}.json").write_text(json.dumps({"seed": a.seed, "patients": plan, "args": vars(a)},

@@ -16,7 +16,7 @@ import numpy as np
 
 from operators.common.dosimetry import ssde_conversion_factor
 from operators.radiomics_dose.mc_segments import SegmentDoses, scan_dose_per_ctdivol, segment_weights_from_ma
-from operators.radiomics_dose.regions import REGIONS, organ_geometry, organ_tcm_factors
+from operators.radiomics_dose.regions import REGIONS, organ_geometry, organ_position, organ_tcm_factors
 
 TCM_STRENGTHS_PER_CM = (0.0, 0.05, 0.10)  # 0: fixed mA; 0.05-0.10 /cm: CARE Dose / SmartmA-like modulation
 
@@ -40,6 +40,8 @@ class RegionData:
     dw_cm: np.ndarray  # (n,) mean water-equivalent diameter over the scan
     organ_dw_cm: np.ndarray  # (n, n_organs) organ-weighted Dw of the organ's slices
     organ_margin_cm: np.ndarray  # (n, n_organs) distance of the organ to the nearer scan end (0: cut)
+    organ_ap_cm: np.ndarray  # (n, n_organs) mean AP offset of the organ from the isocentre (+ posterior)
+    organ_radius_cm: np.ndarray  # (n, n_organs) mean distance of the organ's voxels from the isocentre
     y: np.ndarray  # (n, n_organs) dose / CTDIvol, NaN where the organ is absent
     sigma: np.ndarray  # (n, n_organs) Monte Carlo 1-sigma of y
     ssde_ratio: np.ndarray  # (n,) SSDE / CTDIvol (Dw at the centre of the range)
@@ -60,6 +62,9 @@ def load_calibration() -> dict:
 
 def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_CM) -> list[dict]:
     d = np.load(npz_path, allow_pickle=False)
+    if "organ_slice_position_mm" not in d.files:
+        raise ValueError(f"{npz_path}: no organ_slice_position_mm (a cohort case written before bundle 0.3.0); add "
+                         f"it with: python -m models.organ_dose.cohort --out {Path(npz_path).parent} --add-positions")
     region = str(d["region"])
     reg = REGIONS[region]
     info = json.loads(str(d["info"]))
@@ -75,6 +80,7 @@ def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_
         feats = d["features"][v].reshape(-1)
         centre = dw[np.argsort(z)][len(z) // 2] / 10.0
         odw, margin = organ_geometry(vox, dw, z)
+        ap, radius = organ_position(vox, d["organ_slice_position_mm"][s0:s1])
         ssde = ssde_conversion_factor(centre, reg.ctdi_phantom_cm)
         for k, kvp in enumerate(d["kvps"]):
             seg = SegmentDoses(float(kvp), reg.bowtie, organs, d["seg_z0_mm"], d["seg_z1_mm"], d["seg_length_frac"],
@@ -87,7 +93,8 @@ def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_
                 out.append({"region": region, "organs": organs, "features": feats,
                             "feature_names": [f"{r}:{f}" for r in rois for f in fnames], "kvp": float(kvp),
                             "tcm_factor": organ_tcm_factors(vox, ma), "dw_cm": float(dw[dw > 10].mean() / 10.0),
-                            "organ_dw_cm": odw, "organ_margin_cm": margin,
+                            "organ_dw_cm": odw, "organ_margin_cm": margin, "organ_ap_cm": ap,
+                            "organ_radius_cm": radius,
                             "y": y, "sigma": sig, "ssde_ratio": ssde, "patient": int(info["patient"]["index"]),
                             "tcm_strength": s, "case": npz_path.name, "kind": info["patient"]["kind"]})
     return out
@@ -103,6 +110,7 @@ def load_region(cohort_dir: str | Path, region: str, calibration: dict, strength
                       np.stack([r["features"] for r in rows]), np.array([r["kvp"] for r in rows]),
                       np.stack([r["tcm_factor"] for r in rows]), np.array([r["dw_cm"] for r in rows]),
                       np.stack([r["organ_dw_cm"] for r in rows]), np.stack([r["organ_margin_cm"] for r in rows]),
+                      np.stack([r["organ_ap_cm"] for r in rows]), np.stack([r["organ_radius_cm"] for r in rows]),
                       np.stack([r["y"] for r in rows]), np.stack([r["sigma"] for r in rows]),
                       np.array([r["ssde_ratio"] for r in rows]), np.array([r["patient"] for r in rows]),
                       np.array([r["tcm_strength"] for r in rows]), [r["case"] for r in rows])

@@ -5,8 +5,8 @@
 Per region (head, chest, abdomen): f-regression (F statistic of each radiomics feature against each organ's
 log dose per CTDIvol, on the training patients only) keeps the top 100 features (ranked by their best F over
 the region's organs), plus the protocol and geometry inputs (kVp, Dw of the scan, and per organ the Dw of its
-slices and its margin to the nearer scan end); the FCN (network.py) is trained with a masked MSE (organs absent from
-a phantom do not count), Adam, seeded. Output: models/organ_dose/models/model_<region>.ts (TorchScript with
+slices, its margin to the nearer scan end and its position relative to the isocentre); the FCN (network.py) is
+trained with a masked MSE (organs absent from a phantom do not count), Adam, seeded. Output: models/organ_dose/models/model_<region>.ts (TorchScript with
 the scalers inside), models/scalers.json (selected features, scalers) and configs/metadata.json.
 """
 
@@ -25,6 +25,7 @@ import torch
 from models.organ_dose.dataset import RegionData, load_calibration, load_region
 from models.organ_dose.network import DROPOUT, HIDDEN, DoseFCN, DoseModel
 from operators.radiomics_dose.inference import clip_to_range
+from operators.radiomics_dose.regions import REGIONS  # organ_inputs: RegionData fields of the same names
 
 log = logging.getLogger("organ_dose.train")
 HERE = Path(__file__).resolve().parent
@@ -63,13 +64,15 @@ def select_features(data: RegionData, idx: np.ndarray, n: int = N_SELECT) -> np.
 
 
 def inputs(data: RegionData, sel: np.ndarray) -> np.ndarray:
-    """[selected features, kVp, Dw, per-organ Dw, per-organ margin to the scan end]."""
-    return np.column_stack([data.X_feat[:, sel], data.kvp, data.dw_cm, data.organ_dw_cm,
-                            data.organ_margin_cm]).astype(np.float32)
+    """[selected features, kVp, Dw, then the region's per-organ geometry inputs (REGIONS[..].organ_inputs: Dw of
+    the organ's slices, margin to the scan end; head: also AP offset and mean distance from the isocentre)], in
+    ``protocol_input_names`` order after the features."""
+    return np.column_stack([data.X_feat[:, sel], data.kvp, data.dw_cm]
+                           + [getattr(data, k) for k in REGIONS[data.region].organ_inputs]).astype(np.float32)
 
 
-def protocol_input_names(organs) -> list[str]:
-    return list(PROTOCOL_INPUTS) + [f"organ_dw_cm:{o}" for o in organs] + [f"organ_margin_cm:{o}" for o in organs]
+def protocol_input_names(region: str, organs) -> list[str]:
+    return list(PROTOCOL_INPUTS) + [f"{k}:{o}" for k in REGIONS[region].organ_inputs for o in organs]
 
 
 @dataclass
@@ -157,7 +160,7 @@ def export(fitted: Fitted, region: str, data: RegionData, out_dir: Path) -> dict
     ts.save(str(path))
     m = fitted.model
     return {"model": f"models/{path.name}", "organs": list(data.organs),
-            "inputs": list(fitted.selected) + protocol_input_names(data.organs),
+            "inputs": list(fitted.selected) + protocol_input_names(data.region, data.organs),
             "x_train_min": fitted.x_min.tolist(), "x_train_max": fitted.x_max.tolist(),
             "x_mean": m.x_mean.tolist(), "x_std": m.x_std.tolist(), "y_mean": m.y_mean.tolist(),
             "y_std": m.y_std.tolist(), "n_train_samples": int(len(data.y)),

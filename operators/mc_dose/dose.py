@@ -9,7 +9,8 @@ The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) o
   (``scored_in_bone``: soft for soft-tissue organs, bone for skeletal ones, else the kind holding most of the
   mask's mass). This is exact at the CT grid whatever the block size; voxels of the other kind inside a mask
   (bone voxels in a spinal-cord or brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT
-  energies) leaks into soft organs.
+  energies) leaks into soft organs. A soft-tissue organ with no soft voxel at all takes the soft-tissue dose
+  of its blocks (``SOFT_OF_BLOCKS``).
 * dose grid = per block, the dose to its soft tissue where it has any (dose to bone where the block is
   all bone): a block straddling a vertebra and the cord reads the soft-tissue dose, not a bone-tissue mix.
 """
@@ -37,17 +38,24 @@ SKELETAL_ORGANS = frozenset({"bones", "femoral_heads"})
 
 def scored_in_bone(name: str, bone_mass: float, soft_mass: float) -> bool:
     """Whether organ ``name``'s dose is scored in its bone-like voxels (True) or its soft ones. A soft-tissue
-    organ of labels.ALL_ORGANS is scored in its soft voxels: its voxels above 100 HU are contrast-enhanced blood
+    organ of labels.ALL_ORGANS is scored in soft tissue: its voxels above 100 HU are contrast-enhanced blood
     and parenchyma (an arterial-phase heart: 3/4 of its voxels) or partial volume with bone, which the HU
     mapping turns into bone-like material (calcium, not iodine); their kerma is not the organ tissue's dose.
-    Skeletal organs are scored in bone; other masks (phantom regions) in the kind holding most of their mass."""
+    When none of its voxels is soft (a pituitary gland in the sella on 5 mm slices can be all partial volume),
+    callers score it in the soft tissue of its blocks (``SOFT_OF_BLOCKS``), never in bone: bone kerma read
+    such a pituitary at 1.7-2.1 x CTDIvol. Skeletal organs are scored in bone; other masks (phantom regions) in
+    the kind holding most of their mass."""
     from operators.common.labels import ORGAN_BY_NAME
 
     if name in SKELETAL_ORGANS:
         return bone_mass > 0 or soft_mass == 0
     if name in ORGAN_BY_NAME:
-        return soft_mass == 0
+        return False
     return bone_mass > soft_mass
+
+
+# tissue note of an organ whose voxels are all bone-like but which is scored in soft tissue (scored_in_bone)
+SOFT_OF_BLOCKS = "soft (of its blocks: no soft voxel of its own)"
 
 
 @dataclass
@@ -179,6 +187,7 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(dose > 0, sd / dose, np.inf)
     organs, info = {}, {}
+    soft_bins = np.nonzero(~bin_bone)[0]
     for o, name in enumerate(names):
         ob = member[:, o]
         bone_mass = bin_mass[ob & bin_bone].sum()
@@ -186,9 +195,22 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
         kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
         keep = ob & (bin_bone == kind_bone)
         om = bin_mass[keep].sum()
-        per_batch = pb[:, keep].sum(axis=1) / om * scale
+        tissue = "bone" if kind_bone else "soft"
+        if om > 0:
+            per_batch = pb[:, keep].sum(axis=1) / om * scale
+        else:  # a soft organ without soft voxels: the soft tissue of its blocks, weighted by its mass in each
+            blocks = np.bincount(bin_block[ob], weights=bin_mass[ob], minlength=nblk)
+            blocks[soft_mass == 0] = 0.0
+            if not blocks.any():
+                continue  # no soft tissue anywhere near it: no dose rather than bone kerma
+            soft_pb = np.stack([np.bincount(bin_block[soft_bins], weights=pb[i, soft_bins], minlength=nblk)
+                                for i in range(pb.shape[0])])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                soft_dose = np.where(soft_mass > 0, soft_pb / soft_mass, 0.0)
+            per_batch = soft_dose @ blocks / blocks.sum() * scale
+            om, tissue = float(blocks.sum()), SOFT_OF_BLOCKS
         organs[name] = (float(per_batch.mean()), float(per_batch.std(ddof=1) / math.sqrt(len(per_batch))))
-        info[name] = {"mass_g": float(om), "tissue": "bone" if kind_bone else "soft",
+        info[name] = {"mass_g": float(om), "tissue": tissue,
                       "excluded_mass_fraction": float(1.0 - om / (bone_mass + soft_mass_o))}
     dose = dose.reshape(gz, gy, gx)
     rel = rel.reshape(gz, gy, gx)

@@ -24,7 +24,15 @@ from operators.common.labels import organ_mask
 from operators.common.morphology import patient_outline
 
 from . import features as F
-from .regions import REGIONS, organ_geometry, organ_slice_mass, organ_tcm_factors
+from .regions import (
+    ORGAN_INPUTS,
+    REGIONS,
+    organ_geometry,
+    organ_position,
+    organ_slice_mass,
+    organ_slice_positions,
+    organ_tcm_factors,
+)
 
 REGION_ANCHOR = {"head": "brain", "chest": "lungs", "abdomen": "liver"}
 # typical adult anchor volumes (cm3, ICRP-89-like; inflated lungs): a region applies when at least
@@ -94,7 +102,7 @@ class OrganDoseModel:
     def predict_region(self, region: str, feats: dict, kvp: float, dw_cm: float, tcm: np.ndarray,
                        organ_inputs: dict | None = None) -> np.ndarray:
         """Dose / CTDIvol (region's phantom) per organ of ``region``. ``organ_inputs``: {"organ_dw_cm:liver": v,
-        "organ_margin_cm:liver": v, ...}."""
+        "organ_margin_cm:liver": v, ...} (regions.ORGAN_INPUTS)."""
         return self.predict_inputs(region, self.input_vector(region, feats, kvp, dw_cm, organ_inputs), tcm)
 
     def predict_inputs(self, region: str, x, tcm: np.ndarray) -> np.ndarray:
@@ -140,7 +148,7 @@ class OrganDoseModel:
                 x.append(kvp)
             elif name == "dw_cm":
                 x.append(dw_cm)
-            elif name.startswith(("organ_dw_cm:", "organ_margin_cm:")):
+            elif name.split(":", 1)[0] in ORGAN_INPUTS:
                 x.append(organ_inputs.get(name, np.nan))
             else:
                 roi, feat = name.split(":", 1)
@@ -210,17 +218,22 @@ def region_slices(label_map: np.ndarray, organs, slice_spacing_mm: float,
 
 def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, label_map: np.ndarray, dose_params,
                         regions: list[str] | None = None, slice_z_mm=None,
-                        workers: int | None = None) -> OrganDoseResult:
+                        workers: int | None = None, affine_lps: np.ndarray | None = None) -> OrganDoseResult:
     """Organ doses (mGy) of the scan ``hu`` (z, y, x HU) with its ALL_ORGANS ``label_map`` and
     ``dose_params`` (operators.common.dose_parameters.DoseParameters); ``slice_z_mm`` (default: index x slice
-    spacing) for the organs' margins to the scan ends. The ROIs' radiomics features of all regions are computed
-    in ``workers`` processes (default ``features.default_workers()``)."""
+    spacing) for the organs' margins to the scan ends; ``affine_lps`` (default: axial, rows anterior to
+    posterior, columns right to left, at ``spacing_zyx_mm``) for the organs' positions relative to the
+    isocentre, taken as the centre of the image (a reconstruction centred on the rotation axis, as the Monte
+    Carlo assumes). The ROIs' radiomics features of all regions are computed in ``workers`` processes (default
+    ``features.default_workers()``)."""
     t0 = time.perf_counter()
     if hu.shape != label_map.shape:
         raise BadInputError(f"organ label map shape {label_map.shape} differs from the CT {hu.shape}")
     if dose_params.kvp is None or dose_params.ctdivol_mgy is None:
         raise BadInputError("organ doses need the kVp and CTDIvol of the scan (neither the dose report nor the "
                              "image headers give them)")
+    if affine_lps is None:
+        affine_lps = np.diag([float(spacing_zyx_mm[2]), float(spacing_zyx_mm[1]), float(spacing_zyx_mm[0]), 1.0])
     notes: list[str] = []
     regions = regions if regions is not None else regions_in_scan(label_map, spacing_zyx_mm, notes=notes)
     if not regions:
@@ -265,9 +278,13 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
         mass = organ_slice_mass(lab_r, organs)
         tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
-        odw, margin = organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs])
-        oin = {**{f"organ_dw_cm:{o}": v for o, v in zip(organs, odw, strict=True)},
-               **{f"organ_margin_cm:{o}": v for o, v in zip(organs, margin, strict=True)}}
+        geometry = dict(zip(ORGAN_INPUTS[:2], organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs]),
+                            strict=True))
+        if {n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(ORGAN_INPUTS[2:]):  # positions read
+            geometry.update(zip(ORGAN_INPUTS[2:], organ_position(mass, organ_slice_positions(lab_r, organs,
+                                                                                             affine_lps)),
+                                strict=True))
+        oin = {f"{k}:{o}": v for k, vals in geometry.items() for o, v in zip(organs, vals, strict=True)}
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
         t = time.perf_counter()

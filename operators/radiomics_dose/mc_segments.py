@@ -21,9 +21,11 @@ Variance reduction that keeps the physics exact or nearly so:
   tissue / bone-like, HU > 100), and an organ's dose is the mass-weighted mean, over its voxels of the organ's
   own kind (``mc_dose.dose.scored_in_bone``: soft for soft-tissue organs), of their blocks' dose of that kind:
   contrast-filled heart chambers (HU-mapped to bone-like material) and partial-volume voxels of a pituitary
-  gland against the sella no longer score bone kerma into soft organs. Blocks give small organs (lens 0.2 g,
-  pituitary 0.6 g) the variance of a ~1 g region; splitting off bone keeps the kerma of vertebrae and skull out of the spinal cord and brain (scoring whole
-  blocks, as patient_dose does, doubled the spinal-cord dose). Transport runs on the CT grid (in-plane halved
+  gland against the sella no longer score bone kerma into soft organs; a soft organ with no soft voxel at all
+  (a pituitary wholly partial volume on 5 mm slices) takes the soft-tissue dose of its blocks. Blocks give
+  small organs (lens 0.2 g, pituitary 0.6 g) the variance of a ~1 g region; splitting off bone keeps the kerma
+  of vertebrae and skull out of the spinal cord and brain (scoring whole blocks, as patient_dose does, doubled
+  the spinal-cord dose). Transport runs on the CT grid (in-plane halved
   above ``max_matrix``): Woodcock tracking costs per interaction, not per voxel, so a fine grid costs little.
 
 Pure numpy / numba; no holoscan import.
@@ -152,9 +154,15 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     weights = np.zeros((len(organs), n_bins))  # organ mass per bin
     for o, name in enumerate(organs):
         m = organ_mask(lab_t, name)
-        if m.any():  # the organ's own tissue kind only (mc_dose.dose.scored_in_bone, as patient_dose)
-            m &= bone == scored_in_bone(name, float(vmass[m & bone].sum()), float(vmass[m & ~bone].sum()))
-            weights[o] = np.bincount(tmap[m], weights=vmass[m], minlength=n_bins)
+        if not m.any():
+            continue
+        # the organ's own tissue kind only (mc_dose.dose.scored_in_bone, as patient_dose)
+        own = m & (bone == scored_in_bone(name, float(vmass[m & bone].sum()), float(vmass[m & ~bone].sum())))
+        if own.any():
+            weights[o] = np.bincount(tmap[own], weights=vmass[own], minlength=n_bins)
+        else:  # a soft organ without soft voxels: the soft bins of its blocks (mc_dose.dose.SOFT_OF_BLOCKS)
+            weights[o] = np.bincount(blk[m] * 2, weights=vmass[m], minlength=n_bins)
+            weights[o][bin_mass == 0] = 0.0
     organ_mass = weights.sum(axis=1)
     present = organ_mass > 0
     wn = weights / np.maximum(organ_mass, 1e-30)[:, None]

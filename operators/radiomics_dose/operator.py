@@ -65,7 +65,8 @@ def run_radiomics_dose(vol, label_map, dose_params, model: OrganDoseModel, app_n
         dp = dose_parameters(vol, find_dose_reports(study_folder))
     else:
         dp = from_headers(vol)
-    res = predict_organ_doses(model, vol.hu, vol.spacing_mm, label_map, dp, slice_z_mm=vol.slice_z_mm)
+    res = predict_organ_doses(model, vol.hu, vol.spacing_mm, label_map, dp, slice_z_mm=vol.slice_z_mm,
+                              affine_lps=vol.affine_lps)
     out = res.to_json()
     out["dose_parameters"] = dp.to_json()
     out["source"] = {"study_instance_uid": vol.meta.study_instance_uid,

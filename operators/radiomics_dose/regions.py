@@ -18,14 +18,24 @@ class Region:
     bowtie: str  # head | body
     ctdi_phantom_cm: int  # 16 (head) | 32 (body): the phantom of the scanner's CTDIvol
     reference_dw_mm: float  # Dw at which the synthetic TCM gives the reference mA
+    # per-organ geometry inputs of the region's network (ORGAN_INPUTS): the position ones only where the cohort
+    # varies the patient's centring (head scans: models/organ_dose/cohort.centre_field_of_view); on the trunk
+    # they changed no test MAPE beyond split noise (bundle 0.3.0 card)
+    organ_inputs: tuple[str, ...] = ("organ_dw_cm", "organ_margin_cm")
 
 
 REGIONS: dict[str, Region] = {
-    "head": Region("head", ("brain", "eyes", "lenses", "optic_nerves", "pituitary_gland"), "head", 16, 170.0),
+    "head": Region("head", ("brain", "eyes", "lenses", "optic_nerves", "pituitary_gland"), "head", 16, 170.0,
+                   ("organ_dw_cm", "organ_margin_cm", "organ_ap_cm", "organ_radius_cm")),
     "chest": Region("chest", ("lungs", "heart", "esophagus", "trachea", "spinal_cord"), "body", 32, 320.0),
     "abdomen": Region("abdomen", ("liver", "stomach", "small_intestine", "colon", "kidneys", "pancreas",
                                   "spinal_cord"), "body", 32, 320.0),
 }
+
+# Per-organ geometry inputs the networks may read (besides the radiomics features; Region.organ_inputs says which),
+# "<name>:<organ>" in the bundle's input list: Dw of the organ's slices, margin to the nearer scan end (organ_geometry), mean AP offset from the
+# isocentre and mean distance from it (organ_position)
+ORGAN_INPUTS: tuple[str, ...] = ("organ_dw_cm", "organ_margin_cm", "organ_ap_cm", "organ_radius_cm")
 
 DOSE_ORGANS: tuple[str, ...] = tuple(dict.fromkeys(o for r in REGIONS.values() for o in r.organs))
 
@@ -61,3 +71,35 @@ def organ_geometry(slice_mass: np.ndarray, dw_mm, slice_z_mm) -> tuple[np.ndarra
             zo = z[k]
             margin[o] = max(min(zo.min() - z.min(), z.max() - zo.max()), 0.0) / 10.0
     return local, margin
+
+
+def organ_slice_positions(label_map: np.ndarray, organs, affine_lps: np.ndarray) -> np.ndarray:
+    """(n_slices, n_organs, 2): per slice, the sums over each organ's voxels of (anterior-posterior offset, distance)
+    in mm from the centre of the image grid, the isocentre the Monte Carlo assumes (mc_segments, mc_dose.dose:
+    the reconstruction field of view centred on the rotation axis). AP offset = LPS y, + posterior. Divided by
+    ``organ_slice_mass`` over a run of slices: the organ's mean position (``organ_position``). Where a patient lies
+    off-centre, the bowtie filter and the distance to the focal spot change superficial organ doses (eyes, lenses,
+    breasts), which the radiomics features (position-free) cannot see."""
+    ny, nx = label_map.shape[1:]
+    a = np.asarray(affine_lps, float)
+    jj = np.arange(ny) - (ny - 1) / 2.0
+    ii = np.arange(nx) - (nx - 1) / 2.0
+    y_mm = a[1, 1] * jj[:, None] + a[1, 0] * ii[None, :]  # LPS offsets of each in-plane voxel from the centre
+    x_mm = a[0, 1] * jj[:, None] + a[0, 0] * ii[None, :]
+    r_mm = np.hypot(x_mm, y_mm)
+    out = np.zeros((label_map.shape[0], len(organs), 2))
+    for k, o in enumerate(organs):
+        m = organ_mask(label_map, o)
+        out[:, k, 0] = np.einsum("zyx,yx->z", m, y_mm, dtype=float)
+        out[:, k, 1] = np.einsum("zyx,yx->z", m, r_mm, dtype=float)
+    return out
+
+
+def organ_position(slice_mass: np.ndarray, slice_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per organ over the given slices: (mean AP offset from the isocentre in cm, + posterior; mean distance from
+    the isocentre in cm), NaN for an organ absent from them (``organ_slice_positions``)."""
+    tot = slice_mass.sum(axis=0)
+    sums = np.asarray(slice_positions, float).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(tot[:, None] > 0, sums / tot[:, None], np.nan) / 10.0
+    return mean[:, 0], mean[:, 1]
