@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from models.body_composition.icrp_labels import body_composition_labels
+from models.npz_io import save_npz_atomic
 from models.phantoms import PhantomParams, generate_phantom, icrp110
 from operators.body_composition.preprocess import ModelGrid
 
@@ -133,11 +134,7 @@ def _build_one(job: tuple[Path, int, int, str]) -> str:
     path, i, seed, source = job
     t = time.time()
     c = make_icrp_case(icrp_case_params(i, seed)) if source == "icrp" else make_case(case_params(i, seed))
-    # written under a name the readers' case_*.npz pattern does not match: a stopped run leaves no truncated case
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **c)
-    tmp.replace(path)
+    save_npz_atomic(path, **c)
     return f"{path.name}: {c['x'].shape} {json.loads(c['params'])['region']} {time.time() - t:.1f}s"
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.npz_io import save_npz_atomic
 from operators.common.dosimetry import water_equivalent_diameter_mm
 from operators.common.morphology import patient_outline
 from operators.radiomics_dose import features as F
@@ -197,7 +198,7 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
         fstat.append(st)
     t_feat = time.perf_counter() - t0 - t_synth - t_mc
     kv = list(p["kvps"])
-    np.savez_compressed(
+    save_npz_atomic(
         out, region=region, organs=np.array(reg.organs), rois=np.array(rois), kvps=np.array(kv),
         seg_z0_mm=s0.z0_mm, seg_z1_mm=s0.z1_mm, seg_length_frac=s0.length_frac,
         seg_dose=np.stack([seg[k].dose for k in kv]), seg_sigma=np.stack([seg[k].sigma for k in kv]),
@@ -234,10 +235,7 @@ def add_positions(cohort_dir: Path) -> int:
             log.error("%s: the re-synthesised labels differ from the stored organ voxel counts; left alone", path.name)
             continue
         data["organ_slice_position_mm"] = organ_slice_positions(lab, organs, aff)
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **data)
-        tmp.replace(path)
+        save_npz_atomic(path, **data)
         n += 1
         log.info("%s: organ positions added", path.name)
     return n

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.npz_io import save_npz_atomic
 from operators.common.labels import ALL_ORGANS, ORGAN_BY_NAME, organ_mask
 from operators.organ_segmentation import preprocess as pp
 
@@ -204,10 +205,7 @@ def build_case(spec: CaseSpec, cache: Path = CACHE, full_res: bool = False) -> P
         extra = {"hu_c": np.clip(np.round(hu_c), -1024, 3071).astype(np.int16), "organs_c": lab_c,
                  "affine_c": aff_c}
     meta = {"spec": asdict(spec), "info": info, "keep_every": keep}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays, **extra)
-    tmp.replace(path)
-    return path
+    return save_npz_atomic(path, meta=np.array(json.dumps(meta)), **arrays, **extra)
 
 
 def load_case(spec_or_path) -> dict:

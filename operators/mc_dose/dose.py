@@ -187,7 +187,6 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(dose > 0, sd / dose, np.inf)
     organs, info = {}, {}
-    soft_bins = np.nonzero(~bin_bone)[0]
     for o, name in enumerate(names):
         ob = member[:, o]
         bone_mass = bin_mass[ob & bin_bone].sum()
@@ -198,16 +197,13 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
         tissue = "bone" if kind_bone else "soft"
         if om > 0:
             per_batch = pb[:, keep].sum(axis=1) / om * scale
-        else:  # a soft organ without soft voxels: the soft tissue of its blocks, weighted by its mass in each
+        else:  # a soft organ without soft voxels: the soft tissue of its blocks (the dose grid's per-batch values
+            # where a block has soft tissue), weighted by the organ's mass in each
             blocks = np.bincount(bin_block[ob], weights=bin_mass[ob], minlength=nblk)
             blocks[soft_mass == 0] = 0.0
             if not blocks.any():
                 continue  # no soft tissue anywhere near it: no dose rather than bone kerma
-            soft_pb = np.stack([np.bincount(bin_block[soft_bins], weights=pb[i, soft_bins], minlength=nblk)
-                                for i in range(pb.shape[0])])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                soft_dose = np.where(soft_mass > 0, soft_pb / soft_mass, 0.0)
-            per_batch = soft_dose @ blocks / blocks.sum() * scale
+            per_batch = grid_pb @ blocks / blocks.sum()
             om, tissue = float(blocks.sum()), SOFT_OF_BLOCKS
         organs[name] = (float(per_batch.mean()), float(per_batch.std(ddof=1) / math.sqrt(len(per_batch))))
         info[name] = {"mass_g": float(om), "tissue": tissue,

@@ -10,6 +10,14 @@ import numpy as np
 
 from operators.common.labels import organ_mask
 
+# Per-organ geometry inputs the networks may read besides the radiomics features, "<name>:<organ>" in a bundle's
+# input list (Region.organ_inputs says which a region's network reads): the Dw of the organ's slices and its
+# margin to the nearer scan end (organ_geometry); its mean AP offset from the isocentre and the mean distance of
+# its voxels from it (organ_position). RegionData (models/organ_dose/dataset.py) has fields of the same names.
+GEOMETRY_INPUTS: tuple[str, ...] = ("organ_dw_cm", "organ_margin_cm")
+POSITION_INPUTS: tuple[str, ...] = ("organ_ap_cm", "organ_radius_cm")
+ORGAN_INPUTS: tuple[str, ...] = GEOMETRY_INPUTS + POSITION_INPUTS
+
 
 @dataclass(frozen=True)
 class Region:
@@ -18,24 +26,19 @@ class Region:
     bowtie: str  # head | body
     ctdi_phantom_cm: int  # 16 (head) | 32 (body): the phantom of the scanner's CTDIvol
     reference_dw_mm: float  # Dw at which the synthetic TCM gives the reference mA
-    # per-organ geometry inputs of the region's network (ORGAN_INPUTS): the position ones only where the cohort
-    # varies the patient's centring (head scans: models/organ_dose/cohort.centre_field_of_view); on the trunk
-    # they changed no test MAPE beyond split noise (bundle 0.3.0 card)
-    organ_inputs: tuple[str, ...] = ("organ_dw_cm", "organ_margin_cm")
+    # per-organ inputs of the region's network (ORGAN_INPUTS): the position ones only where the cohort varies the
+    # patient's centring (head scans: models/organ_dose/cohort.centre_field_of_view); on the trunk they changed
+    # no test MAPE beyond split noise (bundle 0.3.0 card)
+    organ_inputs: tuple[str, ...] = GEOMETRY_INPUTS
 
 
 REGIONS: dict[str, Region] = {
     "head": Region("head", ("brain", "eyes", "lenses", "optic_nerves", "pituitary_gland"), "head", 16, 170.0,
-                   ("organ_dw_cm", "organ_margin_cm", "organ_ap_cm", "organ_radius_cm")),
+                   ORGAN_INPUTS),
     "chest": Region("chest", ("lungs", "heart", "esophagus", "trachea", "spinal_cord"), "body", 32, 320.0),
     "abdomen": Region("abdomen", ("liver", "stomach", "small_intestine", "colon", "kidneys", "pancreas",
                                   "spinal_cord"), "body", 32, 320.0),
 }
-
-# Per-organ geometry inputs the networks may read (besides the radiomics features; Region.organ_inputs says which),
-# "<name>:<organ>" in the bundle's input list: Dw of the organ's slices, margin to the nearer scan end (organ_geometry), mean AP offset from the
-# isocentre and mean distance from it (organ_position)
-ORGAN_INPUTS: tuple[str, ...] = ("organ_dw_cm", "organ_margin_cm", "organ_ap_cm", "organ_radius_cm")
 
 DOSE_ORGANS: tuple[str, ...] = tuple(dict.fromkeys(o for r in REGIONS.values() for o in r.organs))
 
