@@ -2,7 +2,6 @@
 ICRP-110 scans, and the cost of the Monte Carlo training cohort (from its case files).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_organ_dose.py [--cohort build/organ_dose/cohort]
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_organ_dose.py --scoring-check
 
 Prints JSON: seconds per organ (pyradiomics, 107 features, 1 x 1 x 5 mm), network seconds per region (target
 < 1 s), and the cohort's measured Monte Carlo histories, seconds and histories/s. A GPU time is only given as
@@ -50,38 +49,13 @@ def cohort_cost(cohort: Path, gpu_rate: float) -> dict:
                              "note": "assumption, not a measurement (no GPU was lent)"}}
 
 
-def scoring_check(n_per_segment: int = 400_000) -> dict:
-    """Block scoring (2 x 4 x 4 voxels, soft / bone-like split: the cohort's) against voxel-exact scoring
-    (block 1 x 1 x 1) on the same histories (same seeds): organ dose ratios to the heart, ICRP-110 AM chest."""
-    from operators.radiomics_dose.mc_segments import segment_doses
-
-    lm = I.landmarks_mm("AM")
-    s = I.synthesize_ct("AM", I.SynthesisParams(seed=1, z_range_mm=(lm["heart_bottom"] - 20, lm["heart_bottom"] + 60),
-                                                table=False, noise_hu=0))
-    organs = ["lungs", "heart", "esophagus", "spinal_cord", "liver", "bones"]
-    out = {}
-    for block in ((2, 4, 4), (1, 1, 1)):
-        r = segment_doses(s.ct.hu, s.ct.affine_lps, s.organs, organs, 120, n_per_segment=n_per_segment, block=block)
-        tot = r.dose.sum(0)
-        out[str(block)] = {"dose_per_photon": dict(zip(organs, tot.tolist(), strict=True)),
-                           "rel_sigma": dict(zip(organs, (np.sqrt((r.sigma**2).sum(0)) / tot).round(4).tolist(),
-                                                 strict=True)), "seconds": round(r.seconds, 1)}
-    a, b = out["(2, 4, 4)"]["dose_per_photon"], out["(1, 1, 1)"]["dose_per_photon"]
-    out["block_over_voxel"] = {o: round(a[o] / b[o], 4) for o in organs}
-    return out
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--cohort", default=str(REPO_ROOT / "models" / "organ_dose" / "data" / "cohort"))
     ap.add_argument("--bundle", default=str(REPO_ROOT / "models" / "organ_dose"))
     ap.add_argument("--gpu-rate", type=float, default=5e7)
-    ap.add_argument("--scoring-check", action="store_true", help="block vs voxel-exact organ scoring only")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    if a.scoring_check:
-        print(json.dumps(scoring_check(), indent=1))
-        return
     lm = I.landmarks_mm("AM")
     model = OrganDoseModel(a.bundle) if (Path(a.bundle) / "models" / "scalers.json").exists() else None
     out = {"regions": {}}

@@ -45,7 +45,7 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select: int = 100, n_models: int = 1,
-             weight_decay: float = 1e-3) -> dict:
+             weight_decay: float = 1e-3, model_error: float | None = None) -> dict:
     cal = load_calibration()
     out = {}
     for region in regions:
@@ -54,6 +54,8 @@ def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select
         rng = np.random.default_rng(seed)
         res = {m: {o: [] for o in data.organs} for m in ("network", "ssde", "ctdivol")}
         mc_rel = np.nanmedian(data.sigma / data.y, axis=0)
+        # MAPE that the reference's own Monte Carlo noise gives a perfect model: E|N(0, s)| = s sqrt(2 / pi)
+        noise_mape = 100 * np.sqrt(2 / np.pi) * np.nanmean(data.sigma / data.y, axis=0)
         t_fit, t_pred = [], []
         for s in range(splits):
             perm = rng.permutation(patients)
@@ -62,7 +64,7 @@ def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select
             te = np.array([i for i, p in enumerate(data.patient) if p in test_p])
             tr = np.array([i for i, p in enumerate(data.patient) if p not in test_p])
             fitted = fit_region(data, tr, seed=seed + s, epochs=epochs, n_select=n_select, n_models=n_models,
-                                weight_decay=weight_decay)
+                                weight_decay=weight_decay, model_error=model_error)
             t_fit.append(fitted.seconds)
             t = time.perf_counter()
             pred = predict(fitted, data, te)
@@ -79,10 +81,12 @@ def evaluate(cohort: str, splits: int, seed: int, epochs: int, regions, n_select
                 summ[m][o] = {k: [float(np.nanpercentile([d[k] for d in lst], q)) for q in (25, 50, 75)]
                               for k in ("rrmse", "mape", "r2")} | {"per_split": lst}
         out[region] = {"organs": data.organs, "n_select": n_select, "epochs": epochs, "n_models": n_models,
-                       "weight_decay": weight_decay, "n_patients": int(len(patients)), "n_samples": int(len(data.y)),
+                       "weight_decay": weight_decay, "model_error": model_error, "n_patients": int(len(patients)), "n_samples": int(len(data.y)),
                        "n_test_patients": max(1, int(round(0.2 * len(patients)))), "splits": splits,
                        "mc_median_rel_sigma_percent": {o: round(100 * float(v), 2)
                                                        for o, v in zip(data.organs, mc_rel, strict=True)},
+                       "mape_of_reference_noise_percent": {o: round(float(v), 2)
+                                                           for o, v in zip(data.organs, noise_mape, strict=True)},
                        "fit_seconds_median": float(np.median(t_fit)),
                        "predict_ms_per_sample": 1000 * float(np.median(t_pred)), "metrics": summ}
     return out
@@ -119,6 +123,10 @@ def plot(result: dict, path: Path):
             if key == "mape":
                 lo, hi = PAPER_MAPE[region]
                 ax.axhspan(lo, hi, color="green", alpha=0.12, label="paper MAPE range")
+                floor = r.get("mape_of_reference_noise_percent")
+                if floor:
+                    ax.scatter(pos - 0.27, [floor[o] for o in organs], marker="_", s=260, color="black", zorder=3,
+                               label="MAPE of the MC reference's noise")
                 ax.set_yscale("log")
             else:
                 ax.axhline(PAPER_R2_MAX[region], color="green", ls="--", label="paper max R$^2$")
@@ -143,12 +151,15 @@ def main(argv=None):
     ap.add_argument("--n-select", type=int, default=100, help="f-regression top features (paper: 100)")
     ap.add_argument("--n-models", type=int, default=1, help="ensemble members (seeds)")
     ap.add_argument("--weight-decay", type=float, default=1e-3)
+    ap.add_argument("--model-error", type=float, default=None,
+                    help="weight targets by 1 / (this^2 + MC rel. sigma^2) in training (train.fit_region)")
     ap.add_argument("--out", default="build/organ_dose/eval")
     ap.add_argument("--workers", type=int, default=1, help="regions evaluated in this many processes (1 thread each)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     regions = a.regions.split(",")
-    args = [(a.cohort, a.splits, a.seed, a.epochs, [r], a.n_select, a.n_models, a.weight_decay) for r in regions]
+    args = [(a.cohort, a.splits, a.seed, a.epochs, [r], a.n_select, a.n_models, a.weight_decay, a.model_error)
+            for r in regions]
     if a.workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -165,6 +176,7 @@ def main(argv=None):
     brief = {r: {"n_patients": v["n_patients"], "n_samples": v["n_samples"],
                  "predict_ms_per_sample": round(v["predict_ms_per_sample"], 3),
                  "mc_rel_sigma_percent": v["mc_median_rel_sigma_percent"],
+                 "mape_of_reference_noise_percent": v["mape_of_reference_noise_percent"],
                  **{m: {o: {k: round(v["metrics"][m][o][k][1], 3) for k in ("mape", "rrmse", "r2")}
                         for o in v["organs"]} for m in ("network", "ssde", "ctdivol")}}
              for r, v in res.items()}

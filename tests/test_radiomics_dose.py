@@ -5,7 +5,9 @@ law) or a second, independent Monte Carlo run."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,6 +149,24 @@ def _water_cylinder():
     return hu, aff, lab
 
 
+def test_segment_organ_doses_are_exact_at_the_transport_grid_whatever_the_block():
+    """An organ's segment dose is the energy in its own voxels over their mass: the same histories give the same
+    lens and eye doses with 2 x 4 x 4 blocks as with single voxels. (Block-mean scoring, before bundle 0.4.0,
+    gave a lens at the surface the dose of the deeper tissue sharing its block.) Eyes contain the lenses."""
+    hu, aff, _ = _water_cylinder()
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[9:11, 9:13, 26:38] = ORGAN_BY_NAME["eyes"].id  # under the anterior surface of the cylinder (row 8)
+    lab[9:10, 9:10, 30:32] = ORGAN_BY_NAME["lenses"].id  # one slice, one row, two columns, in front
+    kw = dict(bowtie="head", n_per_segment=20_000, n_batches=10, seed=4)
+    coarse = segment_doses(hu, aff, lab, ["lenses", "eyes"], 120.0, block=(2, 4, 4), **kw)
+    fine = segment_doses(hu, aff, lab, ["lenses", "eyes"], 120.0, block=(1, 1, 1), **kw)
+    assert np.all(np.isfinite(coarse.dose)) and np.all(coarse.dose.sum(axis=0) > 0)
+    assert np.allclose(coarse.dose, fine.dose, rtol=1e-9, atol=0)
+    assert np.allclose(coarse.sigma, fine.sigma, rtol=1e-9, atol=0)
+    # the masses are those of the masks (water, 5 mm voxels: 0.125 g each)
+    assert coarse.info["organ_mass_g"] == pytest.approx([2 * 0.125, 2 * 4 * 12 * 0.125], rel=1e-3)
+
+
 def test_a_soft_organ_without_soft_voxels_takes_the_soft_tissue_of_its_block():
     """A pituitary gland all of whose voxels read as bone (partial volume with the sella on 5 mm slices) is scored
     in the soft tissue of its block, not in bone: its dose equals that of an organ made of the block's soft
@@ -238,6 +258,45 @@ def test_head_field_of_view_centred_with_a_set_miscentring(offset):
     centroid = lps(aff2, hu2 > -500).mean(0)
     assert centre[1] - centroid[1] == pytest.approx(offset[0], abs=1.0)  # AP, within half a 2 mm row
     assert centre[0] - centroid[0] == pytest.approx(offset[1], abs=0.75)
+
+
+COHORT = Path(__file__).resolve().parents[1] / "models" / "organ_dose" / "data" / "cohort"
+
+
+def test_committed_cohort_is_scored_by_the_current_rule():
+    """Every committed training case carries the organ-scoring rule segment_doses applies now (a change of the
+    rule without --refresh-mc would train the networks on doses the code no longer computes)."""
+    from models.organ_dose.cohort import ORGAN_SCORING
+
+    cases = sorted(COHORT.glob("case_*.npz"))
+    assert len(cases) == 270
+    rules = {json.loads(str(np.load(c)["info"]))["organ_scoring"] for c in cases}
+    assert rules == {ORGAN_SCORING}
+
+
+def test_cohort_case_reproduces_from_its_seed(tmp_path):
+    """A committed case's Monte Carlo doses come back to the last bit when the patient is synthesised again from
+    its seed (what --refresh-mc does); a case whose re-synthesised labels differ is left alone, not overwritten."""
+    from models.organ_dose.cohort import refresh_monte_carlo
+
+    src = COHORT / "case_001_chest.npz"  # procedural patient: quick to synthesise; 2e5 histories per segment
+    with np.load(src) as d:
+        data = {k: d[k] for k in d.files}
+    info = json.loads(str(data["info"]))
+    del info["organ_scoring"]
+    data["info"] = json.dumps(info)
+    np.savez(tmp_path / src.name, **data)
+    assert refresh_monte_carlo(tmp_path, n_head=2_500_000, n_trunk=200_000) == 1
+    with np.load(tmp_path / src.name) as new, np.load(src) as ref:
+        assert np.array_equal(new["seg_dose"], ref["seg_dose"], equal_nan=True)
+        assert np.array_equal(new["seg_sigma"], ref["seg_sigma"], equal_nan=True)
+        assert np.array_equal(new["features"], ref["features"], equal_nan=True)
+
+    data["organ_slice_voxels"] = data["organ_slice_voxels"] + 1  # not this patient's labels any more
+    np.savez(tmp_path / src.name, **data)
+    before = (tmp_path / src.name).read_bytes()
+    assert refresh_monte_carlo(tmp_path, n_head=2_500_000, n_trunk=200_000) == 0
+    assert (tmp_path / src.name).read_bytes() == before
 
 
 def test_network_recovers_a_known_relation():

@@ -20,7 +20,8 @@ the body for the scanned range (``--range-variants 2``: also for the range short
 CTDIvol) cost nothing more: models/organ_dose/dataset.py combines segments into scans.
 
 Each case is written as soon as it is done (``case_XXX_<region>.npz``), so a cohort cut short is still
-usable; rerunning skips finished cases. Progress and time remaining go to the log.
+usable; rerunning skips finished cases. Progress and time remaining go to the log. ``--refresh-mc`` recomputes
+only the Monte Carlo doses of finished cases scored by an earlier rule (``ORGAN_SCORING``; bundle 0.4.0).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ from operators.radiomics_dose.regions import REGIONS, organ_slice_mass, organ_sl
 log = logging.getLogger("organ_dose.cohort")
 KVPS = (80.0, 100.0, 120.0, 140.0)
 COLLIMATION_CM = 4.0
+# how mc_segments scores organs; "voxel" (bundle 0.4.0): energy in the organ's own voxels over their mass. Cases
+# without it were scored as the mass-weighted mean of their blocks' doses (--refresh-mc recomputes them).
+ORGAN_SCORING = "voxel"
 HERE = Path(__file__).resolve().parent
 
 
@@ -163,6 +167,21 @@ def _features_matrix(feats: dict, rois) -> tuple[np.ndarray, list[str]]:
     return mat, [feats[r].status for r in rois]
 
 
+def _monte_carlo(p: dict, region: str, hu, aff, lab, n_head: int, n_trunk: int, backend: str) -> dict:
+    """{kVp: SegmentDoses} of patient ``p`` over ``region``: the reference organ doses, seeded by the patient."""
+    reg = REGIONS[region]
+    return {kvp: segment_doses(hu, aff, lab, reg.organs, kvp, bowtie=reg.bowtie, collimation_cm=COLLIMATION_CM,
+                               n_per_segment=n_head if region == "head" else n_trunk,
+                               seed=p["seed"] % 100000 + int(kvp), backend=backend) for kvp in p["kvps"]}
+
+
+def _mc_info(seg: dict) -> dict:
+    return {"histories": int(sum(s.histories for s in seg.values())),
+            "mc_seconds": round(sum(s.seconds for s in seg.values()), 2), "organ_scoring": ORGAN_SCORING,
+            "mc_info": {str(k): {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in s.info.items()}
+                        for k, s in seg.items()}}
+
+
 def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_variants: int = 1,
              backend: str = "cpu") -> dict:
     reg = REGIONS[region]
@@ -172,11 +191,7 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
     spacing = (abs(aff[2, 2]), abs(aff[1, 1]), abs(aff[0, 0]))
     slice_z = aff[2, 3] + aff[2, 2] * np.arange(hu.shape[0])
     dw = water_equivalent_diameter_mm(hu, spacing, body_mask=patient_outline(hu))
-    seg = {}
-    for kvp in p["kvps"]:
-        seg[kvp] = segment_doses(hu, aff, lab, reg.organs, kvp, bowtie=reg.bowtie, collimation_cm=COLLIMATION_CM,
-                                 n_per_segment=n_head if region == "head" else n_trunk,
-                                 seed=p["seed"] % 100000 + int(kvp), backend=backend)
+    seg = _monte_carlo(p, region, hu, aff, lab, n_head, n_trunk, backend)
     t_mc = time.perf_counter() - t0 - t_synth
     s0 = seg[p["kvps"][0]]
     n_seg = len(s0.z0_mm)
@@ -206,38 +221,52 @@ def run_case(p: dict, region: str, out: Path, n_head: int, n_trunk: int, range_v
         organ_slice_position_mm=organ_slice_positions(lab, reg.organs, aff),
         variants=np.array(variants), variant_slices=np.array(vslices), features=np.stack(fmats),
         feature_status=np.array(fstat), feature_names=np.array(F.feature_names()),
-        info=json.dumps({**info, "patient": p, "histories": int(sum(s.histories for s in seg.values())),
-                         "mc_seconds": round(sum(s.seconds for s in seg.values()), 2),
-                         "synth_seconds": round(t_synth, 2), "feature_seconds": round(t_feat, 2),
-                         "mc_info": {str(k): {kk: (list(vv) if isinstance(vv, tuple) else vv)
-                                              for kk, vv in s.info.items()} for k, s in seg.items()},
-                         "shape": list(hu.shape), "spacing_mm": list(spacing)}))
+        info=json.dumps({**info, "patient": p, **_mc_info(seg), "synth_seconds": round(t_synth, 2),
+                         "feature_seconds": round(t_feat, 2), "shape": list(hu.shape), "spacing_mm": list(spacing)}))
     return {"mc_s": t_mc, "feat_s": t_feat, "synth_s": t_synth, "histories": sum(s.histories for s in seg.values()),
             "mc_only_s": sum(s.seconds for s in seg.values()), "n_seg": n_seg,
             "rel_sigma": {o: float(np.nanmax(np.sqrt((s0.sigma[:, j] ** 2).sum()) / max(s0.dose[:, j].sum(), 1e-300)))
                           for j, o in enumerate(reg.organs) if np.isfinite(s0.dose[:, j]).all()}}
 
 
-def add_positions(cohort_dir: Path) -> int:
-    """Add ``organ_slice_position_mm`` to the cases of a cohort written before it existed: each case's patient is
-    synthesised again from its seed (the same CT and labels: its per-slice organ voxel counts must match the
-    stored ones, else the case is left alone and reported). Returns the number of cases updated."""
+def refresh_monte_carlo(cohort_dir: Path, n_head: int, n_trunk: int, shard: int = 0, n_shards: int = 1,
+                        backend: str = "cpu") -> int:
+    """Recompute the Monte Carlo organ doses of the cases of a cohort scored by an earlier rule (info
+    ``organ_scoring`` other than ORGAN_SCORING), keeping their CT-derived data (features, Dw, positions). Each
+    patient is synthesised again from its seed: its per-slice organ voxel counts must equal the stored ones, and
+    the histories those stored, else the case is left alone and reported. With the same seeds the result equals a
+    run from scratch. Cases j with j % n_shards == shard; returns the number updated."""
     n = 0
-    for path in sorted(Path(cohort_dir).glob("case_*.npz")):
+    paths = sorted(Path(cohort_dir).glob("case_*.npz"))
+    for path in paths[shard::n_shards]:
         with np.load(path, allow_pickle=False) as d:
             data = {k: d[k] for k in d.files}
-        if "organ_slice_position_mm" in data:
-            continue
         info = json.loads(str(data["info"]))
-        _, aff, lab, _ = make_case(info["patient"], str(data["region"]))
+        if info.get("organ_scoring") == ORGAN_SCORING:
+            continue
+        region, t = str(data["region"]), time.perf_counter()
+        hu, aff, lab, _ = make_case(info["patient"], region)
         organs = [str(o) for o in data["organs"]]
         if not np.array_equal(organ_slice_mass(lab, organs), data["organ_slice_voxels"]):
             log.error("%s: the re-synthesised labels differ from the stored organ voxel counts; left alone", path.name)
             continue
-        data["organ_slice_position_mm"] = organ_slice_positions(lab, organs, aff)
+        seg = _monte_carlo(info["patient"], region, hu, aff, lab, n_head, n_trunk, backend)
+        mc = _mc_info(seg)
+        if mc["histories"] != info["histories"]:
+            log.error("%s: %d histories, the stored case had %d (other --head/--trunk-histories?); left alone",
+                      path.name, mc["histories"], info["histories"])
+            continue
+        kv = [float(k) for k in data["kvps"]]
+        old = data["seg_dose"].sum(axis=1)
+        data["seg_dose"] = np.stack([seg[k].dose for k in kv])
+        data["seg_sigma"] = np.stack([seg[k].sigma for k in kv])
+        data["info"] = json.dumps({**info, **mc})
         save_npz_atomic(path, **data)
         n += 1
-        log.info("%s: organ positions added", path.name)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = data["seg_dose"].sum(axis=1) / old
+        log.info("%s: Monte Carlo re-scored in %.0f s; new/old scan dose per organ at %s kVp: %s", path.name,
+                 time.perf_counter() - t, kv[-1], dict(zip(organs, np.round(ratio[-1], 3).tolist(), strict=True)))
     return n
 
 
@@ -254,19 +283,21 @@ def main(argv=None):
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting new patients after this")
     ap.add_argument("--shard", default="0/1", help="i/n: this process runs the cases j with j %% n == i (run n "
                                                    "processes with i = 0..n-1 on one --out for n cores)")
-    ap.add_argument("--add-positions", action="store_true",
-                    help="only add the organ positions to the finished cases of --out (cohorts before 0.3.0)")
+    ap.add_argument("--refresh-mc", action="store_true",
+                    help="only recompute the Monte Carlo organ doses of the finished cases of --out that were scored "
+                         "by an earlier rule (same seeds and histories; cohorts before bundle 0.4.0)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("operators.mc_dose.engine").setLevel(logging.WARNING)  # per-batch progress of each run
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if a.add_positions:
-        log.info("organ positions added to %d cases", add_positions(out))
+    shard, n_shards = (int(x) for x in a.shard.split("/"))
+    if a.refresh_mc:
+        n = refresh_monte_carlo(out, int(a.head_histories), int(a.trunk_histories), shard, n_shards, a.backend)
+        log.info("Monte Carlo recomputed for %d cases in %.1f min", n, (time.perf_counter() - t0) / 60)
         return
     plan = patient_plan(a.seed, a.patients)
-    shard, n_shards = (int(x) for x in a.shard.split("/"))
     (out / f"plan_shard{shard}.json").write_text(json.dumps({"seed": a.seed, "patients": plan, "args": vars(a)},
                                                             indent=1))
     regions = a.regions.split(",")

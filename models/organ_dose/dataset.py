@@ -63,8 +63,8 @@ def load_calibration() -> dict:
 def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_CM) -> list[dict]:
     d = np.load(npz_path, allow_pickle=False)
     if "organ_slice_position_mm" not in d.files:
-        raise ValueError(f"{npz_path}: no organ_slice_position_mm (a cohort case written before bundle 0.3.0); add "
-                         f"it with: python -m models.organ_dose.cohort --out {Path(npz_path).parent} --add-positions")
+        raise ValueError(f"{npz_path}: no organ_slice_position_mm (a cohort case written before bundle 0.3.0); "
+                         f"make the cohort again: python -m models.organ_dose.cohort")
     region = str(d["region"])
     reg = REGIONS[region]
     info = json.loads(str(d["info"]))

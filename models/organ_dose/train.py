@@ -86,18 +86,21 @@ class Fitted:
 
 
 def fit_region(data: RegionData, idx: np.ndarray, seed: int = 0, epochs: int = 300, lr: float = 3e-3,
-               weight_decay: float = 1e-3, batch: int = 48, n_select: int = N_SELECT, n_models: int = 1) -> Fitted:
-    """Feature selection and training on the samples ``idx`` only."""
+               weight_decay: float = 1e-3, batch: int = 48, n_select: int = N_SELECT, n_models: int = 1,
+               model_error: float | None = None) -> Fitted:
+    """Feature selection and training on the samples ``idx`` only. ``model_error``: None, every target counts
+    alike; else each target's squared error is weighted by 1 / (model_error^2 + (MC sigma / dose)^2), normalised
+    per organ (a noisy Monte Carlo reference counts less; relative errors, i.e. in log dose)."""
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny network: one core (the machine is shared), restored on return
     try:
-        return _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, t0)
+        return _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, model_error, t0)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, t0) -> Fitted:
+def _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, model_error, t0) -> Fitted:
     sel = select_features(data, idx, n_select)
     X = inputs(data, sel)[idx]
     T = targets(data)[idx]
@@ -117,6 +120,12 @@ def _fit(data, idx, seed, epochs, lr, weight_decay, batch, n_select, n_models, t
     Tz = torch.as_tensor(((T - y_mean) / y_std).astype(np.float32))
     mask = torch.isfinite(Tz)
     Tz = torch.where(mask, Tz, torch.zeros_like(Tz))
+    if model_error is not None:  # inverse-variance weights of the targets, mean 1 per organ
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = 1.0 / (model_error**2 + (data.sigma[idx] / data.y[idx]) ** 2)
+        w = np.where(mask.numpy(), w, np.nan)
+        w = np.nan_to_num(w / np.nanmean(w, axis=0), nan=0.0)
+        mask = mask * torch.as_tensor(w.astype(np.float32))
     n = len(idx)
     loss_v = float("nan")
     for k, fcn in enumerate(model.fcns):
@@ -175,6 +184,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--n-select", type=int, default=N_SELECT, help="f-regression top features (paper: 100)")
     ap.add_argument("--n-models", type=int, default=1, help="ensemble members (seeds)")
+    ap.add_argument("--model-error", type=float, default=None,
+                    help="weight targets by 1 / (this^2 + MC rel. sigma^2) (fit_region)")
     ap.add_argument("--eval-summary", default="build/organ_dose/eval/summary.json",
                     help="benchmarks/eval_organ_dose.py output: its median test RRMSE per organ becomes the "
                          "relative uncertainty the operator reports")
@@ -187,6 +198,7 @@ def main(argv=None):
     for region in ("head", "chest", "abdomen"):
         data = load_region(a.cohort, region, cal)
         fitted = fit_region(data, np.arange(len(data.y)), seed=a.seed, epochs=a.epochs, n_select=a.n_select,
+                            model_error=a.model_error,
                             n_models=a.n_models)
         scalers[region] = export(fitted, region, data, out / "models")
         scalers[region]["train_seconds"] = round(fitted.seconds, 1)
@@ -210,7 +222,9 @@ def main(argv=None):
                 if np.isfinite(v["metrics"]["network"][o]["rrmse"][1])} for r, v in summ.items()}
         meta["corpusct"]["relative_uncertainty_source"] = "median test RRMSE over the evaluation splits"
     meta["corpusct"]["network"] = {"hidden": list(HIDDEN), "dropout": DROPOUT, "epochs": a.epochs, "seed": a.seed,
-                                   "n_select": a.n_select, "linear_shortcut": True, "n_models": a.n_models}
+                                   "n_select": a.n_select, "linear_shortcut": True, "n_models": a.n_models,
+                                   "target_weights": ("unweighted" if a.model_error is None else
+                                                      f"1 / ({a.model_error}^2 + MC rel. sigma^2), mean 1 per organ")}
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=2))
 

@@ -95,6 +95,46 @@ def scoring_bins(block_id: np.ndarray, bone: np.ndarray, masks: list[np.ndarray]
     return inv.reshape(block_id.shape).astype(np.int32), int(uniq.size), kb // 2, (kb % 2).astype(bool), member
 
 
+def score_bins(pb: np.ndarray, bin_mass: np.ndarray, bin_block: np.ndarray, bin_bone: np.ndarray,
+               member: np.ndarray, names: list, n_blocks: int):
+    """Doses of one run scored on ``scoring_bins``' bins by the module's rules. ``pb`` (batches, bins): energy
+    per history deposited in each bin, per batch. Returns (grid (batches, n_blocks): each block's soft-tissue
+    dose, bone where it holds no soft tissue; {name: (batches,) organ dose}; {name: {mass_g, tissue,
+    excluded_mass_fraction}}), doses in ``pb``'s energy unit per gram (per history). An organ of ``names``
+    (the columns of ``member``) with no voxel of its own kind and no soft tissue in its blocks is left out."""
+    soft_mass = np.bincount(bin_block[~bin_bone], weights=bin_mass[~bin_bone], minlength=n_blocks)
+    use = np.where(soft_mass[bin_block] > 0, ~bin_bone, bin_bone)  # bins that make each block's dose
+    sel = np.nonzero(use)[0]
+    grid_mass = np.bincount(bin_block[sel], weights=bin_mass[sel], minlength=n_blocks)
+    grid = np.zeros((pb.shape[0], n_blocks))
+    for i in range(pb.shape[0]):
+        grid[i] = np.bincount(bin_block[sel], weights=pb[i, sel], minlength=n_blocks)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grid = np.where(grid_mass > 0, grid / grid_mass, 0.0)
+    organs, info = {}, {}
+    for o, name in enumerate(names):
+        ob = member[:, o]
+        bone_mass = bin_mass[ob & bin_bone].sum()
+        soft_mass_o = bin_mass[ob & ~bin_bone].sum()
+        kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
+        keep = ob & (bin_bone == kind_bone)
+        om = bin_mass[keep].sum()
+        tissue = "bone" if kind_bone else "soft"
+        if om > 0:
+            organs[name] = pb[:, keep].sum(axis=1) / om
+        else:  # a soft organ without soft voxels: the soft tissue of its blocks (the grid's per-batch values
+            # where a block has soft tissue), weighted by the organ's mass in each
+            blocks = np.bincount(bin_block[ob], weights=bin_mass[ob], minlength=n_blocks)
+            blocks[soft_mass == 0] = 0.0
+            if not blocks.any():
+                continue  # no soft tissue anywhere near it: no dose rather than bone kerma
+            organs[name] = grid @ blocks / blocks.sum()
+            om, tissue = float(blocks.sum()), SOFT_OF_BLOCKS
+        info[name] = {"mass_g": float(om), "tissue": tissue,
+                      "excluded_mass_fraction": float(1.0 - om / (bone_mass + soft_mass_o))}
+    return grid, organs, info
+
+
 def materials_from_hu(hu):
     """(material index, density g/cm3, materials) per voxel: sources.hu_to_materials onto the ICRP-110 media."""
     d = shared_data_dir() / "icrp110" / "AF_media.dat"
@@ -170,44 +210,15 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     n_rot = max((z_cm[-1] - z_cm[0]) / (pitch * collimation_cm), 1.0 / 36)
     photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw_per_photon_mgy"]  # total source photons of the scan
     scale = photons * KEV_PER_G_TO_MGY  # keV/g per history -> mGy
-    pb = r.extra["per_batch_kev"]  # (batches, bins) keV per history
-    # dose grid: soft tissue of each block, or bone where the block holds no soft tissue
-    nblk = gz * gy * gx
-    soft_mass = np.bincount(bin_block[~bin_bone], weights=bin_mass[~bin_bone], minlength=nblk)
-    use = np.where(soft_mass[bin_block] > 0, ~bin_bone, bin_bone)  # bins that make each block's dose
-    sel = np.nonzero(use)[0]
-    grid_mass = np.bincount(bin_block[sel], weights=bin_mass[sel], minlength=nblk)
-    grid_pb = np.zeros((pb.shape[0], nblk))
-    for i in range(pb.shape[0]):
-        grid_pb[i] = np.bincount(bin_block[sel], weights=pb[i, sel], minlength=nblk)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grid_pb = np.where(grid_mass > 0, grid_pb / grid_mass, 0.0) * scale
+    grid_pb, organ_pb, info = score_bins(r.extra["per_batch_kev"], bin_mass, bin_block, bin_bone, member, names,
+                                         gz * gy * gx)
+    grid_pb *= scale
     dose = grid_pb.mean(axis=0)
     sd = grid_pb.std(axis=0, ddof=1) / math.sqrt(grid_pb.shape[0])
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(dose > 0, sd / dose, np.inf)
-    organs, info = {}, {}
-    for o, name in enumerate(names):
-        ob = member[:, o]
-        bone_mass = bin_mass[ob & bin_bone].sum()
-        soft_mass_o = bin_mass[ob & ~bin_bone].sum()
-        kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
-        keep = ob & (bin_bone == kind_bone)
-        om = bin_mass[keep].sum()
-        tissue = "bone" if kind_bone else "soft"
-        if om > 0:
-            per_batch = pb[:, keep].sum(axis=1) / om * scale
-        else:  # a soft organ without soft voxels: the soft tissue of its blocks (the dose grid's per-batch values
-            # where a block has soft tissue), weighted by the organ's mass in each
-            blocks = np.bincount(bin_block[ob], weights=bin_mass[ob], minlength=nblk)
-            blocks[soft_mass == 0] = 0.0
-            if not blocks.any():
-                continue  # no soft tissue anywhere near it: no dose rather than bone kerma
-            per_batch = grid_pb @ blocks / blocks.sum()
-            om, tissue = float(blocks.sum()), SOFT_OF_BLOCKS
-        organs[name] = (float(per_batch.mean()), float(per_batch.std(ddof=1) / math.sqrt(len(per_batch))))
-        info[name] = {"mass_g": float(om), "tissue": tissue,
-                      "excluded_mass_fraction": float(1.0 - om / (bone_mass + soft_mass_o))}
+    organs = {name: (float(pb.mean() * scale), float(pb.std(ddof=1) * scale / math.sqrt(len(pb))))
+              for name, pb in organ_pb.items()}
     dose = dose.reshape(gz, gy, gx)
     rel = rel.reshape(gz, gy, gx)
     for ax in flips:
