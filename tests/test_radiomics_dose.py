@@ -513,6 +513,12 @@ def test_a_region_applies_only_when_the_scan_holds_its_whole_anchor_organ():
     assert len(notes) == 1 and "chest" in notes[0] and "lungs" in notes[0]
     lab[59] = 0  # the lungs now end inside the scan: a chest network may read them
     assert regions_in_scan(lab, (5.0, 5.0, 5.0)) == ["abdomen", "chest"]
+    # a few stray liver voxels on the first slice, far from the liver (a segmentation's false positive), do not
+    # make the scan cut the liver; the liver itself reaching the first slice does
+    lab[0, 2:4, 2:5] = ORGAN_BY_NAME["liver"].id
+    assert regions_in_scan(lab, (5.0, 5.0, 5.0)) == ["abdomen", "chest"]
+    lab[0:20, 5:35, 5:35] = ORGAN_BY_NAME["liver"].id
+    assert regions_in_scan(lab, (5.0, 5.0, 5.0)) == ["chest"]
 
 
 def test_inputs_outside_the_training_range_are_reported():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from operators.common.dosimetry import ssde_mgy, water_equivalent_diameter_mm
 from operators.common.errors import BadInputError, MissingAnatomyError, ModelError
@@ -173,17 +174,32 @@ def _excess(v: float, lo: float, hi: float) -> float:
     return max(lo - v, v - hi, 0.0) / max(hi - lo, 1e-12)
 
 
+ANCHOR_PIECE_FRACTION = 0.05
+
+
+def _organ_body(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the connected pieces (26-connected) smaller than ANCHOR_PIECE_FRACTION of it."""
+    pieces, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return mask
+    size = np.bincount(pieces.ravel())
+    keep = size >= ANCHOR_PIECE_FRACTION * mask.sum()
+    keep[0] = False
+    return keep[pieces]
+
+
 def regions_in_scan(label_map: np.ndarray, spacing_zyx_mm, min_fraction: float = MIN_ANCHOR_FRACTION,
                     notes: list | None = None) -> list[str]:
     """Regions whose anchor organ is at least ``min_fraction`` of its typical adult volume in the scan and lies
     wholly inside it (not on the first or last slice), best covered first. Every training scan of a region holds
     its whole anchor organ (head: brain, chest: lungs, abdomen: liver); a scan that cuts it (the lung bases of an
     abdomen scan) is outside what the region's network has seen, so that region is left out, with a line in
-    ``notes`` saying why."""
+    ``notes`` saying why. The anchor is the mask's body: connected pieces of at least ANCHOR_PIECE_FRACTION of
+    it (both lungs), not a few stray voxels far from the organ that a segmentation left on an end slice."""
     vox_cm3 = float(np.prod(spacing_zyx_mm)) / 1000.0
     out = {}
     for r, a in REGION_ANCHOR.items():
-        m = organ_mask(label_map, a)
+        m = _organ_body(organ_mask(label_map, a))
         frac = m.sum() * vox_cm3 / ANCHOR_TYPICAL_CM3[a]
         if frac < min_fraction:
             continue
