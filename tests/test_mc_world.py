@@ -29,7 +29,7 @@ def test_world_box_holds_grid_and_focal_spots():
 def test_primary_attenuation_over_the_air_path():
     # the pencil crosses air only, from z = -10 cm to the world's end at z = 2 + 50 cm
     g, src = _block(ph.AIR, margin=50.0)
-    r = run_cpu(g, src, 200_000, n_batches=16, seed=4)
+    r = run_cpu(g, src, 200_000, n_batches=16, seed=4, estimator="analog")
     mu = ph.mass_coefficients(ph.AIR, [40.0])["total"][0] * ph.AIR.density
     expect = np.exp(-mu * 62.0)
     t = r.extra["primary_escaped_kev"] / r.emitted_kev
@@ -47,6 +47,6 @@ def test_air_scatter_reaches_the_grid_and_vacuum_gives_nothing():
     mu = ph.mass_coefficients(ph.AIR, [40.0])["total"][0] * ph.AIR.density
     assert air.mean_kev[0] < 40.0 * (1 - np.exp(-mu * 62.0))
     g0, src0 = _block(None)
-    vac = run_cpu(g0, src0, 50_000, n_batches=8, seed=6)
+    vac = run_cpu(g0, src0, 50_000, n_batches=8, seed=6, estimator="analog")
     assert vac.mean_kev[0] == 0.0 and vac.unscored_kev == 0.0
     assert vac.escaped_kev == pytest.approx(40.0, rel=1e-12) and vac.conservation_error < 1e-12

@@ -108,7 +108,7 @@ def test_monte_carlo_progress_chunks_give_the_single_call_result(caplog):
     states = np.empty(n_batches, dtype=xoroshiro128p_dtype)
     init_xoroshiro128p_states_cpu(states, np.uint64(3), np.uint64(0))
     tally = np.zeros((n_batches, geom.n_bins + 4))
-    cpu_run(n_per, states, *args, tally)
+    cpu_run(n_per, states, *args, 1, tally)  # 1: the expected-value estimator, run_cpu's default
     assert res.histories == n_batches * n_per
     np.testing.assert_array_equal(res.extra["per_batch_kev"], tally[:, :geom.n_bins] / n_per)
     assert res.mean_kev.sum() > 0

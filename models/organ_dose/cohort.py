@@ -21,7 +21,7 @@ CTDIvol) cost nothing more: models/organ_dose/dataset.py combines segments into 
 
 Each case is written as soon as it is done (``case_XXX_<region>.npz``), so a cohort cut short is still
 usable; rerunning skips finished cases. Progress and time remaining go to the log. ``--refresh-mc`` recomputes
-only the Monte Carlo doses of finished cases scored by an earlier rule (``ORGAN_SCORING``; bundle 0.4.0).
+only the Monte Carlo doses of finished cases scored by an earlier rule (``ORGAN_SCORING``; bundles 0.4.0, 0.5.0).
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ from operators.radiomics_dose.regions import REGIONS, organ_slice_mass, organ_sl
 log = logging.getLogger("organ_dose.cohort")
 KVPS = (80.0, 100.0, 120.0, 140.0)
 COLLIMATION_CM = 4.0
-# how mc_segments scores organs; "voxel" (bundle 0.4.0): energy in the organ's own voxels over their mass. Cases
-# without it were scored as the mass-weighted mean of their blocks' doses (--refresh-mc recomputes them).
-ORGAN_SCORING = "voxel"
+# how mc_segments scores organs. "voxel" (bundle 0.4.0): energy deposited in the organ's own voxels over their
+# mass, by the analog estimator (at real interactions); before it, the mass-weighted mean of the blocks' doses.
+# "voxel-expected-kerma" (bundle 0.5.0): the same tally with the engine's expected-value kerma estimator (every
+# tentative collision scores; same expectation, pituitary / lens noise 2-5 x lower variance). --refresh-mc
+# recomputes the cases scored by an earlier rule.
+ORGAN_SCORING = "voxel-expected-kerma"
 HERE = Path(__file__).resolve().parent
 
 
@@ -285,7 +288,7 @@ def main(argv=None):
                                                    "processes with i = 0..n-1 on one --out for n cores)")
     ap.add_argument("--refresh-mc", action="store_true",
                     help="only recompute the Monte Carlo organ doses of the finished cases of --out that were scored "
-                         "by an earlier rule (same seeds and histories; cohorts before bundle 0.4.0)")
+                         "by an earlier rule (same seeds and histories; cohorts before bundle 0.5.0)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("operators.mc_dose.engine").setLevel(logging.WARNING)  # per-batch progress of each run

@@ -16,6 +16,17 @@ from . import physics as ph
 
 log = logging.getLogger(__name__)
 
+# energy-deposition estimators of the kernels (kernels.py docstring): "expected" (expected-value kerma at every
+# tentative collision; low variance in small regions) or "analog" (at real interactions; energy conserved
+# history by history, which the transport tests check)
+ESTIMATORS = ("expected", "analog")
+
+
+def _estimator_flag(estimator: str) -> int:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"Monte Carlo estimator {estimator!r}: expected one of {ESTIMATORS}")
+    return int(estimator == "expected")
+
 
 @dataclass
 class VoxelGeometry:
@@ -122,6 +133,8 @@ class MCResult:
 
     @property
     def conservation_error(self) -> float:
+        """|deposited + escaped - emitted| / emitted: rounding only (< 1e-12) with the analog estimator; with
+        the expected-value one, the statistical difference between expected and actual deposits."""
         dep = self.mean_kev.sum() + self.unscored_kev + self.escaped_kev
         return abs(dep - self.emitted_kev) / max(self.emitted_kev, 1e-300)
 
@@ -217,7 +230,7 @@ def prepare(geom: VoxelGeometry, source: Source):
         np.ascontiguousarray(geom.tally_map.ravel(), dtype=np.int32),
         np.asarray(geom.material.shape, dtype=np.int64), f8(geom.origin), f8(geom.spacing), *cells,
         f8(tables.mu_total), f8(tables.mu_photo), f8(tables.mu_compton), f8(tables.sf), f8(tables.ff_cum),
-        f8(tables.fl_energy), f8(tables.fl_cum),
+        f8(tables.fl_energy), f8(tables.fl_cum), f8(tables.mu_en),
     )
     return args, tables
 
@@ -234,12 +247,13 @@ def _summarise(tally, n_per_batch, seconds, backend, nbins) -> MCResult:
 
 
 def run_cpu(geom: VoxelGeometry, source: Source, n_histories: int, n_batches: int = 32, seed: int = 1,
-            prepared=None) -> MCResult:
+            prepared=None, estimator: str = "expected") -> MCResult:
     """CPU backend: parallel over batches (numba prange), one xoroshiro128+ stream per batch."""
     from numba.cuda.random import init_xoroshiro128p_states_cpu, xoroshiro128p_dtype
 
     from .kernels import cpu_run
 
+    flag = _estimator_flag(estimator)
     args, _ = prepared if prepared is not None else prepare(geom, source)
     n_per = max(1, int(math.ceil(n_histories / n_batches)))
     states = np.empty(n_batches, dtype=xoroshiro128p_dtype)
@@ -253,14 +267,16 @@ def run_cpu(geom: VoxelGeometry, source: Source, n_histories: int, n_batches: in
     chunk = max(1, numba.get_num_threads())
     with Progress(n_batches, "Monte Carlo (CPU)", unit="batches", log=log) as prog:
         for b0 in range(0, n_batches, chunk):
-            cpu_run(n_per, states[b0:b0 + chunk], *args, tally[b0:b0 + chunk])
+            cpu_run(n_per, states[b0:b0 + chunk], *args, flag, tally[b0:b0 + chunk])
             prog.update(min(chunk, n_batches - b0))
-    return _summarise(tally, n_per, time.perf_counter() - t, "cpu", geom.n_bins)
+    res = _summarise(tally, n_per, time.perf_counter() - t, "cpu", geom.n_bins)
+    res.extra["estimator"] = estimator
+    return res
 
 
 def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int = 256 * 1024,
              block: int = 128, n_batches: int = 32, seed: int = 1, prepared=None,
-             tally_bytes: int = 64 * 2**20) -> MCResult:
+             tally_bytes: int = 64 * 2**20, estimator: str = "expected") -> MCResult:
     """CUDA backend (or the CUDA simulator when NUMBA_ENABLE_CUDASIM=1): one stream per thread.
 
     Thread ``t`` belongs to batch ``t % n_batches``. The tally on the GPU holds several copies of each batch
@@ -273,6 +289,7 @@ def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int
 
     from .kernels import cuda_kernel
 
+    flag = _estimator_flag(estimator)
     args, _ = prepared if prepared is not None else prepare(geom, source)
     threads = max(n_batches, min(threads, n_histories))
     threads = int(math.ceil(threads / n_batches)) * n_batches
@@ -285,7 +302,7 @@ def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int
     kern = cuda_kernel()
     grid = (threads + block - 1) // block
     t = time.perf_counter()
-    kern[grid, block](n_per, states, *dargs, tally)
+    kern[grid, block](n_per, states, *dargs, flag, tally)
     cuda.synchronize()
     secs = time.perf_counter() - t
     host = tally.copy_to_host().reshape(copies, n_batches, geom.n_bins + 4).sum(axis=0)
@@ -294,4 +311,5 @@ def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int
     res.histories = n_per * threads
     res.extra["simulator"] = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))
     res.extra["tally_copies"] = copies
+    res.extra["estimator"] = estimator
     return res

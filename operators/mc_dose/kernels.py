@@ -17,7 +17,15 @@ out of the world, or out of the grid in vacuum, including photons that miss it),
 the source photons after the bowtie weighting), UNSCORED (deposited in voxels with tally_map -1 and in
 the background medium), PRIMARY (part of ESCAPED carried by photons that never interacted:
 narrow-beam transmission).
-Energy conservation: sum(scored) + UNSCORED + ESCAPED == EMITTED.
+
+Two estimators of the energy deposited in the grid (``expected``): analog (0) deposits at each real
+interaction what it gives locally (photoelectron minus fluorescence, Compton electron, photons below ECUT);
+energy is then conserved history by history: sum(scored) + UNSCORED + ESCAPED == EMITTED. Expected-value
+kerma (1, the default of engine.run_cpu / run_cuda) scores E mu_en rho / majorant at every tentative
+collision of the delta tracking, real or virtual, plus the photons below ECUT where they stop: the same
+expectation (the track-length kerma estimator), with far less variance in small or thin regions (a lens is
+crossed by many photons, few of which interact in it); energy is conserved on average only. The background
+medium outside the grid is always scored analog.
 """
 
 from __future__ import annotations
@@ -215,7 +223,7 @@ def build_device_functions(dev, deposit):
     @dev
     def interact(states, sidx, e, ux, uy, uz, m, ie, fe, r, mu_ph, mu_co, sf, ff, fl_e, fl_cum):
         """one real interaction in material m; ``r`` uniform on [0, mu_total/rho) selects the process.
-        Returns (deposited keV, new energy (0: absorbed), ux, uy, uz)."""
+        Returns (deposited keV, new energy (0: absorbed; below ECUT: to be absorbed by the caller), ux, uy, uz)."""
         ph_ = lerp(mu_ph, m, ie, fe)
         if r <= ph_:
             # photoabsorption, K fluorescence for Z >= 20
@@ -238,8 +246,6 @@ def build_device_functions(dev, deposit):
         else:
             cost = sample_rayleigh(states, sidx, e, ff, m)
         ux, uy, uz = rotate(ux, uy, uz, cost, TWO_PI * _rand(states, sidx))
-        if e < ECUT:
-            return dep + e, 0.0, ux, uy, uz
         return dep, e, ux, uy, uz
 
     @dev
@@ -247,7 +253,7 @@ def build_device_functions(dev, deposit):
                 src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
                 bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
                 vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-                mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally, nbins):
+                mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally, nbins):
         nz = shape[0]
         ny = shape[1]
         nx = shape[2]
@@ -351,6 +357,9 @@ def build_device_functions(dev, deposit):
                         dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, bg_mat, ie, fe,
                                                       urand(states, sidx) * mbg / bg_rho,
                                                       mu_ph, mu_co, sf, ff, fl_e, fl_cum)
+                        if e < ECUT:  # absorbed, or below the transport cut-off: its energy stays here
+                            dep += e
+                            e = 0.0
                         deposit(tally, b, nbins + 2, w * dep)
                         primary = False
                         if e <= 0.0:
@@ -406,17 +415,31 @@ def build_device_functions(dev, deposit):
             q = vox[v]
             m = q >> RHO_BITS
             rho = (q & RHO_MASK) * RHO_UNIT
+            bin_ = tmap[v]
+            if bin_ < 0:
+                bin_ = nbins + 2
+            if expected:
+                # expected-value kerma: every tentative (real or virtual) collision scores what a real one
+                # deposits on average, E mu_en / mu, times the chance mu / majorant that it is real. Tentative
+                # collisions come at rate ``mj`` per cm, so the score per cm is E mu_en: the track-length
+                # kerma estimator, without a voxel walk. Real collisions then deposit only the energy of
+                # photons that stop (below ECUT).
+                deposit(tally, b, bin_, w * e * lerp(mu_en, m, ie, fe) * rho / mj)
             mt = lerp(mu_tot, m, ie, fe) * rho
             r = urand(states, sidx) * mj
             if r > mt:
                 continue  # virtual collision (same cell, energy and direction)
             dc = -1.0
-            bin_ = tmap[v]
-            if bin_ < 0:
-                bin_ = nbins + 2
             dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, m, ie, fe, r / rho,
                                           mu_ph, mu_co, sf, ff, fl_e, fl_cum)
-            deposit(tally, b, bin_, w * dep)
+            stop = 0.0
+            if e < ECUT:  # absorbed, or below the transport cut-off: its energy stays here
+                stop = e
+                e = 0.0
+            if not expected:
+                deposit(tally, b, bin_, w * (dep + stop))
+            elif stop > 0.0:
+                deposit(tally, b, bin_, w * stop)
             primary = False
             if e <= 0.0:
                 return
@@ -436,7 +459,7 @@ _cpu_history = build_device_functions(njit(cache=False, inline="never"), _cpu_de
 def cpu_run(n_per_batch, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
             bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
             vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-            mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally):
+            mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally):
     nbatch = tally.shape[0]
     nbins = tally.shape[1] - 4
     for b in prange(nbatch):
@@ -444,7 +467,7 @@ def cpu_run(n_per_batch, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan
             _cpu_history(states, b, b, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
                          bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
                          vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-                         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, tally, nbins)
+                         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally, nbins)
 
 
 def cuda_kernel():

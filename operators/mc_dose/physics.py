@@ -8,9 +8,10 @@ rejection) and the cumulative squared form factor F^2 over x^2 (Rayleigh), x = s
 1/Angstrom as in xraylib. K-shell fluorescence channels for elements with Z >= 20 whose K lines lie
 above the transport cut-off.
 
-xraylib's ``CS_Energy`` is NOT used (it is wrong below 100 keV); the kernel scores kerma from the
-interaction itself (photoelectron energy minus the fluorescence photon it emits, Compton electron
-energy), and :func:`mu_en_mass` computes the implied mass energy-absorption coefficient for checks
+xraylib's ``CS_Energy`` is NOT used (it is wrong below 100 keV). The kernel's local-deposition model is
+the interaction itself (photoelectron energy minus the fluorescence photon it emits, Compton electron
+energy); :func:`mu_en_table` computes the mass energy-absorption coefficient that model implies. The kernel
+uses it for its expected-value kerma estimator (``PhysicsTables.mu_en``), and :func:`mu_en_mass` checks it
 against NIST.
 """
 
@@ -171,6 +172,7 @@ class PhysicsTables:
     ff_cum: np.ndarray
     fl_energy: np.ndarray
     fl_cum: np.ndarray
+    mu_en: np.ndarray  # energy absorption implied by the deposition model (expected-value kerma estimator)
 
     @property
     def energies(self) -> np.ndarray:
@@ -199,7 +201,8 @@ def build_tables(materials: list[Material]) -> PhysicsTables:
         if key not in _CACHE:
             c = mass_coefficients(m, e)
             lines, flc = fluorescence_channels(m, e)
-            _CACHE[key] = (c, sf_table(m), ff_cumulative(m), lines, flc)
+            sf = sf_table(m)
+            _CACHE[key] = (c, sf, ff_cumulative(m), lines, flc, mu_en_table(m, e, sf=sf))
         rows.append(_CACHE[key])
     return PhysicsTables(
         materials=list(materials),
@@ -211,27 +214,33 @@ def build_tables(materials: list[Material]) -> PhysicsTables:
         ff_cum=np.array([r[2] for r in rows]),
         fl_energy=np.array([r[3] for r in rows]),
         fl_cum=np.array([r[4] for r in rows]),
+        mu_en=np.array([r[5] for r in rows]),
     )
 
 
-def mu_en_mass(mat: Material, e_kev: float, n_theta: int = 4000) -> float:
-    """Mass energy-absorption coefficient (cm^2/g) implied by the kernel's local-deposition model:
-    photoabsorption deposits E minus the emitted K-fluorescence energy, Compton deposits the electron
-    energy (Klein-Nishina x S(x)/Z angular distribution), Rayleigh deposits nothing. Bremsstrahlung
-    losses of the secondary electrons are neglected (< 0.1 % below 150 keV in tissue)."""
-    c = mass_coefficients(mat, [e_kev])
-    lines, flc = fluorescence_channels(mat, [e_kev])
-    p = np.diff(np.concatenate([[0.0], flc[0]]))
-    photo_dep = e_kev - float(np.sum(p * lines))
-    k = e_kev / 511.0
-    ct = np.linspace(-1, 1, n_theta)
+def mu_en_table(mat: Material, energies_kev, n_theta: int = 801, sf: np.ndarray | None = None) -> np.ndarray:
+    """Mass energy-absorption coefficient (cm^2/g) at each energy implied by the kernel's local-deposition
+    model: photoabsorption deposits E minus the emitted K-fluorescence energy, Compton deposits the electron
+    energy (Klein-Nishina x S(x)/Z angular distribution, the kernel's sampler), Rayleigh deposits nothing.
+    Bremsstrahlung losses of the secondary electrons are neglected (< 0.1 % below 150 keV in tissue)."""
+    e = np.atleast_1d(np.asarray(energies_kev, dtype=float))
+    c = mass_coefficients(mat, e)
+    lines, flc = fluorescence_channels(mat, e)
+    p = np.diff(np.concatenate([np.zeros((e.size, 1)), flc], axis=1), axis=1)
+    photo_dep = e - p @ lines
+    ct = np.linspace(-1.0, 1.0, n_theta)[None, :]
+    k = (e / 511.0)[:, None]
     ratio = 1.0 / (1.0 + k * (1.0 - ct))
     kn = ratio**2 * (ratio + 1.0 / ratio - (1.0 - ct**2))
-    x = e_kev / HC_KEV_A * np.sqrt((1.0 - ct) / 2.0)
-    s = np.interp(x, np.linspace(0.0, XMAX, N_SF), sf_table(mat))
-    wgt = kn * s
-    mean_t = np.trapezoid(wgt * e_kev * (1.0 - ratio), ct) / np.trapezoid(wgt, ct)
-    return float((c["photo"][0] * photo_dep + c["compton"][0] * mean_t) / e_kev)
+    x = (e / HC_KEV_A)[:, None] * np.sqrt((1.0 - ct) / 2.0)
+    wgt = kn * np.interp(x, np.linspace(0.0, XMAX, N_SF), sf_table(mat) if sf is None else sf)
+    mean_t = e * np.trapezoid(wgt * (1.0 - ratio), ct, axis=1) / np.trapezoid(wgt, ct, axis=1)
+    return (c["photo"] * photo_dep + c["compton"] * mean_t) / e
+
+
+def mu_en_mass(mat: Material, e_kev: float, n_theta: int = 4000) -> float:
+    """:func:`mu_en_table` at one energy."""
+    return float(mu_en_table(mat, [e_kev], n_theta)[0])
 
 
 def read_mcgpu_table(path: Path) -> dict[str, np.ndarray]:
