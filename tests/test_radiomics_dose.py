@@ -269,7 +269,7 @@ def test_committed_cohort_is_scored_by_the_current_rule():
     from models.organ_dose.cohort import ORGAN_SCORING
 
     cases = sorted(COHORT.glob("case_*.npz"))
-    assert len(cases) == 270
+    assert len(cases) == 351  # 90 patients x 3 regions, plus 81 head-only patients (bundle 0.5.0)
     rules = {json.loads(str(np.load(c)["info"]))["organ_scoring"] for c in cases}
     assert rules == {ORGAN_SCORING}
 
