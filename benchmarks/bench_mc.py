@@ -41,7 +41,8 @@ def _cpu(g, s, pre, n, estimator):
     rel = r.rel_std[T.CASE5_ORGAN_BINS]
     organs = {nm: {"rel_sigma": round(float(x), 5), "figure_of_merit": round(float(1.0 / (x * x * cpu)), 1)}
               for nm, x in zip(T.reference()["case5"]["organ_order"], rel, strict=True)}
-    return r, {"estimator": estimator, "organs": organs, "threads": threads, "cpu_count": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
+    return r, {"estimator": estimator, "organs": organs, "threads": threads, "cpu_count": os.cpu_count(),
+               "load_avg_1min": round(os.getloadavg()[0], 2),
                "histories": r.histories, "seconds": round(r.seconds, 2), "cpu_seconds": round(cpu, 2),
                "histories_per_second": round(r.histories_per_second),
                "histories_per_second_per_thread": round(r.histories_per_second / threads),

@@ -223,7 +223,8 @@ def build_device_functions(dev, deposit):
     @dev
     def interact(states, sidx, e, ux, uy, uz, m, ie, fe, r, mu_ph, mu_co, sf, ff, fl_e, fl_cum):
         """one real interaction in material m; ``r`` uniform on [0, mu_total/rho) selects the process.
-        Returns (deposited keV, new energy (0: absorbed; below ECUT: to be absorbed by the caller), ux, uy, uz)."""
+        Returns (keV the interaction deposits, keV of a photon that stops here (scattered below ECUT),
+        new energy (0: absorbed or stopped), ux, uy, uz)."""
         ph_ = lerp(mu_ph, m, ie, fe)
         if r <= ph_:
             # photoabsorption, K fluorescence for Z >= 20
@@ -234,10 +235,10 @@ def build_device_functions(dev, deposit):
                     ch = k
                     break
             if ch < 0:
-                return e, 0.0, ux, uy, uz
-            ef = fl_e[m, ch]
+                return e, 0.0, 0.0, ux, uy, uz
+            ef = fl_e[m, ch]  # fluorescence lines below ECUT are not channels: ef >= ECUT
             nx_, ny_, nz_ = iso_dir(states, sidx)
-            return e - ef, ef, nx_, ny_, nz_
+            return e - ef, 0.0, ef, nx_, ny_, nz_
         dep = 0.0
         if r <= ph_ + lerp(mu_co, m, ie, fe):
             e2, cost = sample_compton(states, sidx, e, sf, m)
@@ -246,7 +247,9 @@ def build_device_functions(dev, deposit):
         else:
             cost = sample_rayleigh(states, sidx, e, ff, m)
         ux, uy, uz = rotate(ux, uy, uz, cost, TWO_PI * _rand(states, sidx))
-        return dep, e, ux, uy, uz
+        if e < ECUT:
+            return dep, e, 0.0, ux, uy, uz
+        return dep, 0.0, e, ux, uy, uz
 
     @dev
     def history(states, sidx, b,
@@ -354,13 +357,10 @@ def build_device_functions(dev, deposit):
                         px += ux * step
                         py += uy * step
                         pz += uz * step
-                        dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, bg_mat, ie, fe,
-                                                      urand(states, sidx) * mbg / bg_rho,
-                                                      mu_ph, mu_co, sf, ff, fl_e, fl_cum)
-                        if e < ECUT:  # absorbed, or below the transport cut-off: its energy stays here
-                            dep += e
-                            e = 0.0
-                        deposit(tally, b, nbins + 2, w * dep)
+                        dep, stop, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, bg_mat, ie, fe,
+                                                            urand(states, sidx) * mbg / bg_rho,
+                                                            mu_ph, mu_co, sf, ff, fl_e, fl_cum)
+                        deposit(tally, b, nbins + 2, w * (dep + stop))
                         primary = False
                         if e <= 0.0:
                             return
@@ -430,12 +430,8 @@ def build_device_functions(dev, deposit):
             if r > mt:
                 continue  # virtual collision (same cell, energy and direction)
             dc = -1.0
-            dep, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, m, ie, fe, r / rho,
-                                          mu_ph, mu_co, sf, ff, fl_e, fl_cum)
-            stop = 0.0
-            if e < ECUT:  # absorbed, or below the transport cut-off: its energy stays here
-                stop = e
-                e = 0.0
+            dep, stop, e, ux, uy, uz = interact(states, sidx, e, ux, uy, uz, m, ie, fe, r / rho,
+                                                mu_ph, mu_co, sf, ff, fl_e, fl_cum)
             if not expected:
                 deposit(tally, b, bin_, w * (dep + stop))
             elif stop > 0.0:

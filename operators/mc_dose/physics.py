@@ -202,7 +202,7 @@ def build_tables(materials: list[Material]) -> PhysicsTables:
             c = mass_coefficients(m, e)
             lines, flc = fluorescence_channels(m, e)
             sf = sf_table(m)
-            _CACHE[key] = (c, sf, ff_cumulative(m), lines, flc, mu_en_table(m, e, sf=sf))
+            _CACHE[key] = (c, sf, ff_cumulative(m), lines, flc, _mu_en(e, c, lines, flc, sf))
         rows.append(_CACHE[key])
     return PhysicsTables(
         materials=list(materials),
@@ -218,14 +218,19 @@ def build_tables(materials: list[Material]) -> PhysicsTables:
     )
 
 
-def mu_en_table(mat: Material, energies_kev, n_theta: int = 801, sf: np.ndarray | None = None) -> np.ndarray:
+def mu_en_table(mat: Material, energies_kev, n_theta: int = 801) -> np.ndarray:
     """Mass energy-absorption coefficient (cm^2/g) at each energy implied by the kernel's local-deposition
     model: photoabsorption deposits E minus the emitted K-fluorescence energy, Compton deposits the electron
     energy (Klein-Nishina x S(x)/Z angular distribution, the kernel's sampler), Rayleigh deposits nothing.
     Bremsstrahlung losses of the secondary electrons are neglected (< 0.1 % below 150 keV in tissue)."""
     e = np.atleast_1d(np.asarray(energies_kev, dtype=float))
-    c = mass_coefficients(mat, e)
     lines, flc = fluorescence_channels(mat, e)
+    return _mu_en(e, mass_coefficients(mat, e), lines, flc, sf_table(mat), n_theta)
+
+
+def _mu_en(e: np.ndarray, coeffs: dict, lines: np.ndarray, flc: np.ndarray, sf: np.ndarray,
+           n_theta: int = 801) -> np.ndarray:
+    """:func:`mu_en_table` from the material's tables already computed on the energies ``e``."""
     p = np.diff(np.concatenate([np.zeros((e.size, 1)), flc], axis=1), axis=1)
     photo_dep = e - p @ lines
     ct = np.linspace(-1.0, 1.0, n_theta)[None, :]
@@ -233,9 +238,9 @@ def mu_en_table(mat: Material, energies_kev, n_theta: int = 801, sf: np.ndarray 
     ratio = 1.0 / (1.0 + k * (1.0 - ct))
     kn = ratio**2 * (ratio + 1.0 / ratio - (1.0 - ct**2))
     x = (e / HC_KEV_A)[:, None] * np.sqrt((1.0 - ct) / 2.0)
-    wgt = kn * np.interp(x, np.linspace(0.0, XMAX, N_SF), sf_table(mat) if sf is None else sf)
+    wgt = kn * np.interp(x, np.linspace(0.0, XMAX, N_SF), sf)
     mean_t = e * np.trapezoid(wgt * (1.0 - ratio), ct, axis=1) / np.trapezoid(wgt, ct, axis=1)
-    return (c["photo"] * photo_dep + c["compton"] * mean_t) / e
+    return (coeffs["photo"] * photo_dep + coeffs["compton"] * mean_t) / e
 
 
 def mu_en_mass(mat: Material, e_kev: float, n_theta: int = 4000) -> float:
