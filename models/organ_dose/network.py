@@ -5,9 +5,10 @@ inputs to the outputs. On a few hundred samples the plain six-layer stack did no
 linear law (tests/test_radiomics_dose.py: 12.9 % MAPE); with the shortcut it does.
 
 ``DoseModel`` wraps the network with its scalers so that the exported TorchScript maps raw inputs to dose per
-CTDIvol: inputs ``x`` = [selected radiomics features..., kVp, Dw (cm)] and ``tcm`` = per-organ tube-current
-factor (organ-weighted mA / scan mean mA, 1 without modulation); the network predicts
-log(dose / (CTDIvol x tcm)) standardised; output = dose / CTDIvol (mGy per mGy) per organ.
+CTDIvol: inputs ``x`` = [selected radiomics features..., 1 / kVp, Dw (cm), per-organ inputs (train.inputs; the
+TCM factor among them)] and ``tcm`` = per-organ tube-current factor (organ-weighted mA / scan mean mA, 1 without
+modulation); the network predicts log(dose / (CTDIvol x tcm)) standardised; output = dose / CTDIvol (mGy per
+mGy) per organ.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 
 Per region (head, chest, abdomen): f-regression (F statistic of each radiomics feature against each organ's
 log dose per CTDIvol, on the training patients only) keeps the top 100 features (ranked by their best F over
-the region's organs), plus the protocol and geometry inputs (kVp, Dw of the scan, and per organ the Dw of its
-slices, its margin to the nearer scan end and its position relative to the isocentre); the FCN (network.py) is
+the region's organs), plus the protocol and geometry inputs (1 / kVp, Dw of the scan, and per organ the Dw of its
+slices, its margin to the nearer scan end, its TCM factor and, head only, its position relative to the isocentre); the FCN (network.py) is
 trained with a masked MSE (organs absent from a phantom do not count), Adam, seeded. Output: models/organ_dose/models/model_<region>.ts (TorchScript with
 the scalers inside), models/scalers.json (selected features, scalers) and configs/metadata.json.
 """
@@ -30,7 +30,10 @@ from operators.radiomics_dose.regions import REGIONS  # organ_inputs: RegionData
 log = logging.getLogger("organ_dose.train")
 HERE = Path(__file__).resolve().parent
 N_SELECT = 100
-PROTOCOL_INPUTS = ("kvp", "dw_cm")
+# 1 / kVp, not kVp: log dose per CTDIvol is close to linear in 1 / kVp (head cohort, the same patient at two kVp:
+# brain +0.159 from 80 to 100 kVp, +0.095 to 120, +0.070 to 140, i.e. 64, 57, 59 per unit of 1/kVp x 1e-3); with
+# kVp the networks left a bias by kVp (brain +1.3 % at 80 kVp, -1.1 % at 120)
+PROTOCOL_INPUTS = ("inverse_kvp", "dw_cm")
 
 
 def f_regression(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,10 +67,10 @@ def select_features(data: RegionData, idx: np.ndarray, n: int = N_SELECT) -> np.
 
 
 def inputs(data: RegionData, sel: np.ndarray) -> np.ndarray:
-    """[selected features, kVp, Dw, then the region's per-organ geometry inputs (REGIONS[..].organ_inputs: Dw of
-    the organ's slices, margin to the scan end; head: also AP offset and mean distance from the isocentre)], in
-    ``protocol_input_names`` order after the features."""
-    return np.column_stack([data.X_feat[:, sel], data.kvp, data.dw_cm]
+    """[selected features, 1 / kVp, Dw, then the region's per-organ inputs (REGIONS[..].organ_inputs: Dw of the
+    organ's slices, margin to the scan end, TCM factor; head: also AP offset and mean distance from the
+    isocentre)], in ``protocol_input_names`` order after the features."""
+    return np.column_stack([data.X_feat[:, sel], 1.0 / data.kvp, data.dw_cm]
                            + [getattr(data, k) for k in REGIONS[data.region].organ_inputs]).astype(np.float32)
 
 

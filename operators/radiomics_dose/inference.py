@@ -30,6 +30,7 @@ from .regions import (
     ORGAN_INPUTS,
     POSITION_INPUTS,
     REGIONS,
+    TCM_INPUTS,
     organ_geometry,
     organ_position,
     organ_slice_mass,
@@ -147,8 +148,8 @@ class OrganDoseModel:
         x = []
         organ_inputs = organ_inputs or {}
         for name in s["inputs"]:
-            if name == "kvp":
-                x.append(kvp)
+            if name == "inverse_kvp":
+                x.append(1.0 / kvp)
             elif name == "dw_cm":
                 x.append(dw_cm)
             elif name.split(":", 1)[0] in ORGAN_INPUTS:
@@ -301,6 +302,7 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         if {n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(POSITION_INPUTS):  # the net reads them
             positions = organ_slice_positions(lab_r, organs, affine_lps)
             geometry.update(zip(POSITION_INPUTS, organ_position(mass, positions), strict=True))
+        geometry[TCM_INPUTS[0]] = tcm
         oin = {f"{k}:{o}": v for k, vals in geometry.items() for o, v in zip(organs, vals, strict=True)}
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
