@@ -548,3 +548,23 @@ def test_inputs_outside_the_training_range_are_reported():
     held = OrganDoseModel.clipped(fake, "abdomen", [5e5, 37.6, 120.0])
     assert held == [1e6, 34.0, 120.0]
     assert np.isnan(OrganDoseModel.clipped(fake, "abdomen", [float("nan"), 30.0, 120.0])[0])
+
+
+def test_a_bundle_with_inputs_this_code_does_not_compute_is_refused(tmp_path):
+    """A 0.5.x bundle read 'kvp' (now 1 / kVp, 'inverse_kvp'): loading it names the bundle, the network and the
+    input instead of failing mid-prediction."""
+    import shutil
+
+    from operators.common.errors import ModelError
+    from operators.common.paths import REPO_ROOT
+    from operators.radiomics_dose.inference import OrganDoseModel
+
+    bundle = tmp_path / "organ_dose"
+    shutil.copytree(REPO_ROOT / "models" / "organ_dose", bundle, ignore=shutil.ignore_patterns("data", "docs"))
+    OrganDoseModel(bundle)  # as committed: loads
+    scalers = json.loads((bundle / "models" / "scalers.json").read_text())
+    names = scalers["chest"]["inputs"]
+    names[names.index("inverse_kvp")] = "kvp"
+    (bundle / "models" / "scalers.json").write_text(json.dumps(scalers))
+    with pytest.raises(ModelError, match=r"chest network.*'kvp'"):
+        OrganDoseModel(bundle)

@@ -25,15 +25,11 @@ import torch
 from models.organ_dose.dataset import RegionData, load_calibration, load_region
 from models.organ_dose.network import DROPOUT, HIDDEN, DoseFCN, DoseModel
 from operators.radiomics_dose.inference import clip_to_range
-from operators.radiomics_dose.regions import REGIONS  # organ_inputs: RegionData fields of the same names
+from operators.radiomics_dose.regions import PROTOCOL_INPUTS, REGIONS  # organ_inputs: RegionData fields
 
 log = logging.getLogger("organ_dose.train")
 HERE = Path(__file__).resolve().parent
 N_SELECT = 100
-# 1 / kVp, not kVp: log dose per CTDIvol is close to linear in 1 / kVp (head cohort, the same patient at two kVp:
-# brain +0.159 from 80 to 100 kVp, +0.095 to 120, +0.070 to 140, i.e. 64, 57, 59 per unit of 1/kVp x 1e-3); with
-# kVp the networks left a bias by kVp (brain +1.3 % at 80 kVp, -1.1 % at 120)
-PROTOCOL_INPUTS = ("inverse_kvp", "dw_cm")
 
 
 def f_regression(X: np.ndarray, y: np.ndarray) -> np.ndarray:

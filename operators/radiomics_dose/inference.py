@@ -29,6 +29,7 @@ from .regions import (
     GEOMETRY_INPUTS,
     ORGAN_INPUTS,
     POSITION_INPUTS,
+    PROTOCOL_INPUTS,
     REGIONS,
     TCM_INPUTS,
     organ_geometry,
@@ -86,6 +87,12 @@ class OrganDoseModel:
                 self.models[region] = torch.jit.load(str(path), map_location="cpu").eval()
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"The organ-dose model {path} could not be loaded: {e}") from e
+        for region, s in self.scalers.items():
+            unknown = [n for n in s["inputs"] if n not in PROTOCOL_INPUTS and ":" not in n]
+            if unknown:
+                raise ModelError(f"The organ-dose bundle in {self.bundle_dir} ({region} network) has inputs this "
+                                 f"code does not compute: {unknown[:3]} (expected {list(PROTOCOL_INPUTS)} or "
+                                 "'<roi>:<feature>'); a bundle before 0.6.0 read 'kvp': retrain it or use its code")
         self.uncertainty = self.metadata.get("corpusct", {}).get("relative_uncertainty", {})
         self.calibration = self.metadata.get("corpusct", {}).get("ctdiw_head16_over_body32", {})
 

@@ -10,6 +10,12 @@ import numpy as np
 
 from operators.common.labels import organ_mask
 
+# The scan-wide inputs of every network: 1 / kVp and the scan's mean Dw (cm). 1 / kVp, not kVp (bundles before
+# 0.6.0): log dose per CTDIvol is close to linear in 1 / kVp (head cohort, the same patient at two kVp: brain
+# +0.159 from 80 to 100 kVp, +0.095 to 120, +0.070 to 140, i.e. 64, 57, 59 per 1e-3 /kV); with kVp the networks
+# left a bias by kVp (brain +1.3 % at 80 kVp, -1.1 % at 120).
+PROTOCOL_INPUTS: tuple[str, ...] = ("inverse_kvp", "dw_cm")
+
 # Per-organ inputs the networks may read besides the radiomics features, "<name>:<organ>" in a bundle's input
 # list (Region.organ_inputs says which a region's network reads): the Dw of the organ's slices and its margin to
 # the nearer scan end (organ_geometry); its mean AP offset from the isocentre and the mean distance of its voxels
