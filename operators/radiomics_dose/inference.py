@@ -304,13 +304,13 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         res.feature_status[region] = {k: v.status for k, v in feats.items()}
         mass = organ_slice_mass(lab_r, organs)
         tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
-        geometry = dict(zip(GEOMETRY_INPUTS, organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs]),
-                            strict=True))
+        per_organ = dict(zip(GEOMETRY_INPUTS, organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs]),
+                             strict=True))
         if {n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(POSITION_INPUTS):  # the net reads them
             positions = organ_slice_positions(lab_r, organs, affine_lps)
-            geometry.update(zip(POSITION_INPUTS, organ_position(mass, positions), strict=True))
-        geometry[TCM_INPUTS[0]] = tcm
-        oin = {f"{k}:{o}": v for k, vals in geometry.items() for o, v in zip(organs, vals, strict=True)}
+            per_organ.update(zip(POSITION_INPUTS, organ_position(mass, positions), strict=True))
+        per_organ.update(zip(TCM_INPUTS, (tcm,), strict=True))
+        oin = {f"{k}:{o}": v for k, vals in per_organ.items() for o, v in zip(organs, vals, strict=True)}
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
         t = time.perf_counter()
