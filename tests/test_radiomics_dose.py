@@ -26,6 +26,7 @@ from operators.radiomics_dose.mc_segments import (
 )
 from operators.radiomics_dose.regions import (
     REGIONS,
+    organ_helix_angle,
     organ_position,
     organ_slice_mass,
     organ_slice_positions,
@@ -197,7 +198,7 @@ def test_narrowed_fan_and_segments_reproduce_a_full_fan_run():
     assert len(a.z0_mm) == 3 and a.length_frac[-1] < 1.0  # 95 mm of slice centres in 40 mm segments
 
 
-def _synthetic_region(n_pat=40, per=4, seed=0, tcm_exponent=1.0):
+def _synthetic_region(n_pat=40, per=4, seed=0, tcm_exponent=1.0, helix_amplitude=0.0):
     """A known law: log(dose/CTDIvol/tcm^e) = 0.25 z_a - 0.15 z_b + c_o + 0.1 (kVp-110)/30, z ~ N(0, 1), other
     features noise; two organs of the abdomen region with real feature names. e < 1: the dose follows the organ's
     TCM factor only in part (scatter from slices at other mA)."""
@@ -209,10 +210,12 @@ def _synthetic_region(n_pat=40, per=4, seed=0, tcm_exponent=1.0):
     tcm = rng.uniform(0.8, 1.2, (n, 2))
     c = np.array([0.1, -0.2])
     logy = 0.25 * X[:, [3]] - 0.15 * X[:, [70]] + c + 0.1 * ((kvp - 110) / 30)[:, None]
-    y = np.exp(logy) * tcm**tcm_exponent
+    angle = rng.uniform(0.0, 2.0 * np.pi, (n, 2))  # the tube angle as the beam passes each organ
+    y = np.exp(logy) * tcm**tcm_exponent * (1.0 + helix_amplitude * np.cos(angle))
     return RegionData("abdomen", ["liver", "kidneys"], names, X, kvp, tcm, np.full(n, 28.0),
                       organ_dw_cm=np.full((n, 2), 28.0), organ_margin_cm=np.full((n, 2), 2.0),
-                      organ_ap_cm=np.full((n, 2), -1.0), organ_radius_cm=np.full((n, 2), 6.0), y=y,
+                      organ_ap_cm=np.full((n, 2), -1.0), organ_radius_cm=np.full((n, 2), 6.0),
+                      helix_cos=np.cos(angle), helix_sin=np.sin(angle), y=y,
                       sigma=np.zeros_like(y), ssde_ratio=np.ones(n), patient=np.repeat(np.arange(n_pat), per),
                       tcm_strength=np.zeros(n))
 
@@ -317,6 +320,57 @@ def test_network_recovers_a_known_relation():
         d.tcm_factor[te] = f
         at[f] = predict(fitted, d, te)
     assert np.median(at[1.2] / at[1.0]) == pytest.approx(1.2**0.7, abs=0.015)
+
+
+def test_helix_angle_is_learnt_and_averaged_out_when_unknown(monkeypatch):
+    """A law with dose x (1 + 0.15 cos angle): given the angle the network follows it; without it (the operator's
+    case: a series does not record the start angle) the mean over angles is the angle-free dose (the mean of
+    1 + 0.15 cos over a turn is 1), and the given-angle prediction is clearly better than the averaged one."""
+    import dataclasses
+
+    from models.organ_dose.train import predict_unknown_angle
+    from operators.radiomics_dose import regions as R
+
+    reg = dataclasses.replace(R.REGIONS["abdomen"], organ_inputs=R.REGIONS["abdomen"].organ_inputs + R.HELIX_INPUTS)
+    monkeypatch.setitem(R.REGIONS, "abdomen", reg)
+    d = _synthetic_region(n_pat=60, helix_amplitude=0.15)
+    tr, te = np.nonzero(d.patient < 48)[0], np.nonzero(d.patient >= 48)[0]
+    fitted = fit_region(d, tr, seed=0, epochs=200, n_select=10)
+    y_free = d.y[te] / (1.0 + 0.15 * d.helix_cos[te])
+    known = np.mean(np.abs(predict(fitted, d, te) - d.y[te]) / d.y[te])
+    averaged = predict_unknown_angle(fitted, d, te, 8)
+    assert known < 0.03 and known < 0.5 * np.mean(np.abs(averaged - d.y[te]) / d.y[te]), known
+    assert np.mean(np.abs(averaged - y_free) / y_free) < 0.03
+
+
+def test_helix_angle_of_an_organ_from_its_mean_z():
+    """Angle 0 at the helix start, 2 pi per feed: an organ centred a quarter feed past the start is at pi / 2 (and
+    an organ absent from the slices has none)."""
+    z = np.array([100.0, 105.0, 110.0, 115.0])
+    mass = np.array([[0, 0], [3, 0], [3, 0], [0, 0]], float)  # organ 0 centred at z = 107.5; organ 1 absent
+    a = organ_helix_angle(mass, z, start_z_mm=97.5, feed_mm=40.0)
+    assert a[0] == pytest.approx(np.pi / 2) and np.isnan(a[1])
+
+
+def test_head_doses_are_averaged_over_the_unknown_start_angle():
+    """The committed head network reads the tube angle at each organ; a series does not record it, so the operator
+    reports the mean over the angles and adds their spread to the uncertainty. The spread is physics the network
+    learnt from the Monte Carlo: large for the superficial eyes, small for the deep brain."""
+    from models.phantoms import PhantomParams, generate_phantom
+    from operators.common.paths import REPO_ROOT
+    from operators.radiomics_dose.inference import OrganDoseModel, predict_organ_doses
+
+    ph = generate_phantom(PhantomParams(seed=5, sex="F", age_years=40, region="head", matrix=128,
+                                        slice_thickness_mm=5.0))
+    model = OrganDoseModel(REPO_ROOT / "models" / "organ_dose")
+    sp = (abs(ph.ct.affine_lps[2, 2]), abs(ph.ct.affine_lps[1, 1]), abs(ph.ct.affine_lps[0, 0]))
+    res = predict_organ_doses(model, ph.ct.hu, sp, ph.organs, DoseParameters("header", 120.0, 50.0, None, 16, 300.0),
+                              slice_z_mm=ph.ct.slice_z_mm, affine_lps=ph.ct.affine_lps, workers=1)
+    assert any("start angle" in n for n in res.notes), res.notes
+    rel = {o: d["uncertainty"] / d["dose"] for o, d in res.organ_doses_mgy.items()}
+    assert rel["eyes"] > 1.5 * model.uncertainty["head"]["eyes"]  # the angle's spread counts
+    assert rel["brain"] == pytest.approx(model.uncertainty["head"]["brain"], abs=0.01)  # hardly any for the brain
+    assert rel["eyes"] - model.uncertainty["head"]["eyes"] > 3 * (rel["brain"] - model.uncertainty["head"]["brain"])
 
 
 def test_operator_dose_scales_with_ctdivol_and_tcm(tmp_path):

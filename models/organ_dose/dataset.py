@@ -16,7 +16,13 @@ import numpy as np
 
 from operators.common.dosimetry import ssde_conversion_factor
 from operators.radiomics_dose.mc_segments import SegmentDoses, scan_dose_per_ctdivol, segment_weights_from_ma
-from operators.radiomics_dose.regions import REGIONS, organ_geometry, organ_position, organ_tcm_factors
+from operators.radiomics_dose.regions import (
+    REGIONS,
+    organ_geometry,
+    organ_helix_angle,
+    organ_position,
+    organ_tcm_factors,
+)
 
 TCM_STRENGTHS_PER_CM = (0.0, 0.05, 0.10)  # 0: fixed mA; 0.05-0.10 /cm: CARE Dose / SmartmA-like modulation
 
@@ -42,6 +48,8 @@ class RegionData:
     organ_margin_cm: np.ndarray  # (n, n_organs) distance of the organ to the nearer scan end (0: cut)
     organ_ap_cm: np.ndarray  # (n, n_organs) mean AP offset of the organ from the isocentre (+ posterior)
     organ_radius_cm: np.ndarray  # (n, n_organs) mean distance of the organ's voxels from the isocentre
+    helix_cos: np.ndarray  # (n, n_organs) cos / sin of the tube angle as the beam centre passes the organ
+    helix_sin: np.ndarray
     y: np.ndarray  # (n, n_organs) dose / CTDIvol, NaN where the organ is absent
     sigma: np.ndarray  # (n, n_organs) Monte Carlo 1-sigma of y
     ssde_ratio: np.ndarray  # (n,) SSDE / CTDIvol (Dw at the centre of the range)
@@ -81,6 +89,9 @@ def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_
         centre = dw[np.argsort(z)][len(z) // 2] / 10.0
         odw, margin = organ_geometry(vox, dw, z)
         ap, radius = organ_position(vox, d["organ_slice_position_mm"][s0:s1])
+        # the Monte Carlo's helix (mc_segments.segment_doses): angle 0 at the first segment's start, one turn
+        # per segment (a collimation width at pitch 1), whichever segments this range variant keeps
+        helix = organ_helix_angle(vox, z, d["seg_z0_mm"][0], d["seg_z1_mm"][0] - d["seg_z0_mm"][0])
         ssde = ssde_conversion_factor(centre, reg.ctdi_phantom_cm)
         for k, kvp in enumerate(d["kvps"]):
             seg = SegmentDoses(float(kvp), reg.bowtie, organs, d["seg_z0_mm"], d["seg_z1_mm"], d["seg_length_frac"],
@@ -94,7 +105,7 @@ def case_samples(npz_path: Path, calibration: dict, strengths=TCM_STRENGTHS_PER_
                             "feature_names": [f"{r}:{f}" for r in rois for f in fnames], "kvp": float(kvp),
                             "tcm_factor": organ_tcm_factors(vox, ma), "dw_cm": float(dw[dw > 10].mean() / 10.0),
                             "organ_dw_cm": odw, "organ_margin_cm": margin, "organ_ap_cm": ap,
-                            "organ_radius_cm": radius,
+                            "organ_radius_cm": radius, "helix_cos": np.cos(helix), "helix_sin": np.sin(helix),
                             "y": y, "sigma": sig, "ssde_ratio": ssde, "patient": int(info["patient"]["index"]),
                             "tcm_strength": s, "case": npz_path.name, "kind": info["patient"]["kind"]})
     return out
@@ -111,6 +122,7 @@ def load_region(cohort_dir: str | Path, region: str, calibration: dict, strength
                       np.stack([r["tcm_factor"] for r in rows]), np.array([r["dw_cm"] for r in rows]),
                       np.stack([r["organ_dw_cm"] for r in rows]), np.stack([r["organ_margin_cm"] for r in rows]),
                       np.stack([r["organ_ap_cm"] for r in rows]), np.stack([r["organ_radius_cm"] for r in rows]),
+                      np.stack([r["helix_cos"] for r in rows]), np.stack([r["helix_sin"] for r in rows]),
                       np.stack([r["y"] for r in rows]), np.stack([r["sigma"] for r in rows]),
                       np.array([r["ssde_ratio"] for r in rows]), np.array([r["patient"] for r in rows]),
                       np.array([r["tcm_strength"] for r in rows]), [r["case"] for r in rows])

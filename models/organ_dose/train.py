@@ -16,7 +16,7 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,11 @@ import torch
 from models.organ_dose.dataset import RegionData, load_calibration, load_region
 from models.organ_dose.network import DROPOUT, HIDDEN, DoseFCN, DoseModel
 from operators.radiomics_dose.inference import clip_to_range
-from operators.radiomics_dose.regions import PROTOCOL_INPUTS, REGIONS  # organ_inputs: RegionData fields
+from operators.radiomics_dose.regions import (  # organ_inputs: RegionData fields
+    HELIX_INPUTS,
+    PROTOCOL_INPUTS,
+    REGIONS,
+)
 
 log = logging.getLogger("organ_dose.train")
 HERE = Path(__file__).resolve().parent
@@ -159,6 +163,17 @@ def predict(fitted: Fitted, data: RegionData, idx: np.ndarray) -> np.ndarray:
     X = torch.as_tensor(clip_to_range(inputs(data, sel)[idx], fitted.x_min, fitted.x_max).astype(np.float32))
     with torch.no_grad():
         return fitted.model(X, torch.as_tensor(data.tcm_factor[idx].astype(np.float32))).numpy()
+
+
+def predict_unknown_angle(fitted: Fitted, data: RegionData, idx: np.ndarray, n_angles: int) -> np.ndarray:
+    """``predict`` averaged over ``n_angles`` evenly spaced shifts of the helix angle (regions.HELIX_INPUTS), as the
+    operator predicts for a series that does not record the tube's start angle; ``predict`` itself for a region
+    whose network does not read the angle."""
+    if not set(HELIX_INPUTS) & set(REGIONS[data.region].organ_inputs):
+        return predict(fitted, data, idx)
+    angle = np.arctan2(data.helix_sin, data.helix_cos)
+    return np.mean([predict(fitted, replace(data, helix_cos=np.cos(angle + a), helix_sin=np.sin(angle + a)), idx)
+                    for a in 2.0 * np.pi * np.arange(n_angles) / n_angles], axis=0)
 
 
 def export(fitted: Fitted, region: str, data: RegionData, out_dir: Path) -> dict:

@@ -5,8 +5,10 @@ region's organs' and the body's radiomics features (features.py), the protocol (
 tube-current factors go through that region's TorchScript network, which returns dose per CTDIvol; times the
 scan's CTDIvol (converted to the region's CTDI phantom when the report used the other one) gives mGy.
 Each input is held to its range over the training samples (kept in the bundle) and inputs outside it are
-reported: the network is not asked to extrapolate. The uncertainty is the bundle's relative test error per
-organ (median RRMSE over the evaluation splits) times the dose. Pure domain code (no holoscan).
+reported: the network is not asked to extrapolate. A network that reads the tube angle at each organ (the head's:
+regions.HELIX_INPUTS) is asked at HELIX_ANGLES angles, since a series does not record the start angle, and gives
+their mean. The uncertainty is the bundle's relative test error per organ (median RRMSE over the evaluation
+splits, angle known) combined with the spread over the angles, times the dose. Pure domain code (no holoscan).
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from operators.common.morphology import patient_outline
 from . import features as F
 from .regions import (
     GEOMETRY_INPUTS,
+    HELIX_FEED_MM,
+    HELIX_INPUTS,
     ORGAN_INPUTS,
     POSITION_INPUTS,
     PROTOCOL_INPUTS,
     REGIONS,
     TCM_INPUTS,
     organ_geometry,
+    organ_helix_angle,
     organ_position,
     organ_slice_mass,
     organ_slice_positions,
@@ -45,6 +50,9 @@ REGION_ANCHOR = {"head": "brain", "chest": "lungs", "abdomen": "liver"}
 # share (spinal cord) comes from the better-covered one (an abdomen scan's lung bases do not make it a chest scan)
 ANCHOR_TYPICAL_CM3 = {"brain": 1300.0, "lungs": 3500.0, "liver": 1600.0}
 MIN_ANCHOR_FRACTION = 0.3
+# A series does not record the tube's start angle: a network that reads the helix angle (regions.HELIX_INPUTS) is
+# asked at this many angles, evenly spaced, and the mean is the dose; the spread goes into the uncertainty.
+HELIX_ANGLES = 8
 
 
 @dataclass
@@ -310,12 +318,23 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
             positions = organ_slice_positions(lab_r, organs, affine_lps)
             per_organ.update(zip(POSITION_INPUTS, organ_position(mass, positions), strict=True))
         per_organ.update(zip(TCM_INPUTS, (tcm,), strict=True))
-        oin = {f"{k}:{o}": v for k, vals in per_organ.items() for o, v in zip(organs, vals, strict=True)}
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
+        reads_helix = bool({n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(HELIX_INPUTS))
+        helix = organ_helix_angle(mass, slice_z_mm[zs], float(slice_z_mm[zs][0]), HELIX_FEED_MM)
         t = time.perf_counter()
-        x = model.input_vector(region, feats, res.kvp, dw_region_cm, oin)
-        ratio = model.predict_inputs(region, x, tcm)
+        ratios = []
+        for shift in (2.0 * np.pi * np.arange(HELIX_ANGLES) / HELIX_ANGLES if reads_helix else (0.0,)):
+            per_organ.update(zip(HELIX_INPUTS, (np.cos(helix + shift), np.sin(helix + shift)), strict=True))
+            oin = {f"{k}:{o}": v for k, vals in per_organ.items() for o, v in zip(organs, vals, strict=True)}
+            x = model.input_vector(region, feats, res.kvp, dw_region_cm, oin)
+            ratios.append(model.predict_inputs(region, x, tcm))
+        ratio = np.mean(ratios, axis=0)
+        helix_rel = np.std(ratios, axis=0) / np.maximum(np.abs(ratio), 1e-300)  # 0 without the helix inputs
+        if reads_helix:
+            res.notes.append(f"{region}: the tube start angle is not in the series; doses are the mean over "
+                             f"{HELIX_ANGLES} angles, and their spread (SD, up to {100 * helix_rel.max():.1f} %: "
+                             f"{organs[int(np.argmax(helix_rel))].replace('_', ' ')}) is in the uncertainty")
         res.timing_s[f"network_{region}"] = round(time.perf_counter() - t, 4)
         outside = model.outside_training_range(region, x)
         if outside:
@@ -337,13 +356,14 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
             ctdi = ctdi * (k if reg.ctdi_phantom_cm == 16 else 1.0 / k)
             res.notes.append(f"{region}: CTDIvol converted from the {phantom} cm to the {reg.ctdi_phantom_cm} cm "
                              f"phantom (x {k if reg.ctdi_phantom_cm == 16 else 1 / k:.2f}, simulated CTDIw ratio)")
-        for o, r_o in zip(organs, ratio, strict=True):
+        for o, r_o, h_o in zip(organs, ratio, helix_rel, strict=True):
             if res.feature_status[region].get(o) != "ok" or o in res.organ_doses_mgy:
                 continue  # organ absent / too small in this scan, or already given by an earlier region
             dose = float(r_o * ctdi)
             rel = model.uncertainty.get(region, {}).get(o)
+            rel = None if rel is None else float(np.hypot(float(rel), h_o))  # test error (known angle), angle spread
             res.organ_doses_mgy[o] = {"dose": round(dose, 3), "method": "network",
-                                      "uncertainty": None if rel is None else round(dose * float(rel), 3),
+                                      "uncertainty": None if rel is None else round(dose * rel, 3),
                                       "region": region, "inputs_in_training_range": not outside}
     res.timing_s["total"] = round(time.perf_counter() - t0, 3)
     return res

@@ -118,7 +118,7 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
                   bowtie: str = "body", collimation_cm: float = 4.0, n_per_segment: int = 300_000,
                   max_matrix: int = 320, block=(2, 4, 4), filtration_mm_al: float = 6.0, n_batches: int = 10, seed: int = 1,
                   restrict_fan: bool = True, fan_margin_cm: float = 1.0, backend: str = "cpu",
-                  progress=None) -> SegmentDoses:
+                  progress=None, start_angle_deg: float = 0.0) -> SegmentDoses:
     """Per-photon organ doses of every collimation-wide segment of a helical scan over the whole volume
     (focal spot from the first to the last slice centre). ``label_map``: ALL_ORGANS ids on the CT grid;
     ``organs``: names (organs absent from the map get NaN). Transport runs on the CT grid itself (in-plane
@@ -126,7 +126,8 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     voxels of its own kind over their mass (mc_dose.dose.score_bins; ``block`` only matters for a soft organ
     without soft voxels).
     ``backend``: "cpu" (engine.run_cpu) or "cuda" (engine.run_cuda, same physics). ``progress``: optional
-    callable(k, n_segments)."""
+    callable(k, n_segments). ``start_angle_deg``: the tube angle at the first segment's start (the cohort: 0);
+    each segment is one turn, so the helix is continuous across segments."""
     hu = np.asarray(hu, np.float32)
     if hu.shape != label_map.shape:
         raise BadInputError(f"label map shape {label_map.shape} != CT shape {hu.shape}")
@@ -183,7 +184,7 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     fan_deg = 2.0 * math.degrees(math.atan(tan_fan))
     for k in range(n_seg):
         src = ct_source(spec, sid_cm=SID_CM, fan_angle_deg=fan_deg, collimation_cm=collimation_cm,
-                        z_start_cm=z0[k], z_end_cm=z1[k], pitch=1.0, start_angle_deg=360.0 * k, bowtie=bowtie,
+                        z_start_cm=z0[k], z_end_cm=z1[k], pitch=1.0, start_angle_deg=start_angle_deg + 360.0 * k, bowtie=bowtie,
                         isocentre_xy=iso)
         n = max(int(n_per_segment * max(frac[k], 0.25)), n_batches * 100)
         t = time.perf_counter()
