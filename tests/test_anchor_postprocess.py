@@ -69,6 +69,29 @@ def test_adrenals_above_kidneys_and_pelvic_blob():
     assert rep["adrenal_glands"]["rule_removed_voxels"] == 2 * 3 * 3
 
 
+def test_head_organs_are_bounded_by_the_eyes():
+    """A head scan holds no trunk anchor: the eyes bound the lenses, optic nerves and pituitary gland (a "lens" at
+    the level of the brain, 60 mm above the eyes, and a "pituitary" in the neck go), and the oesophagus and
+    trachea stay 40 mm below the eyes; the true organs beside the eyes stay."""
+    lab = np.zeros((60, 50, 60), np.uint8)  # z 0-295 mm
+    _box(lab, "brain", (36, 58), (10, 45), (10, 50))
+    _box(lab, "eyes", (30, 36), (2, 8), (14, 20))  # z 150-175 mm
+    _box(lab, "eyes", (30, 36), (2, 8), (40, 46))
+    _box(lab, "lenses", (32, 34), (1, 3), (16, 18))
+    _box(lab, "optic_nerves", (32, 34), (8, 14), (16, 18))
+    _box(lab, "pituitary_gland", (31, 33), (20, 22), (29, 31))
+    _box(lab, "esophagus", (0, 10), (30, 34), (28, 32))
+    truth = lab.copy()
+    _box(lab, "lenses", (46, 48), (46, 48), (52, 54))  # z 230-235: at the level of the brain
+    _box(lab, "pituitary_gland", (10, 12), (30, 32), (20, 22))  # z 50-55: in the neck
+    _box(lab, "esophagus", (33, 35), (2, 6), (25, 30))  # between the orbits
+    out, rep = postprocess(lab, AFF, components=False)
+    for organ in ("lenses", "optic_nerves", "pituitary_gland", "esophagus", "eyes", "brain"):
+        assert np.array_equal(out == ID[organ], truth == ID[organ]), organ
+    assert rep["lenses"]["bounds_mm"] == {"z_min": pytest.approx(140.0), "z_max": pytest.approx(185.0)}
+    assert rep["esophagus"]["bounds_mm"]["z_max"] == pytest.approx(110.0)
+
+
 def test_absent_anchor_leaves_organ_unchanged():
     lab = body()
     lab[np.isin(lab, [ID["femoral_heads"], ID["lungs"]])] = 0  # no anchors below / above the spleen
