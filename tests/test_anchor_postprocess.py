@@ -71,8 +71,8 @@ def test_adrenals_above_kidneys_and_pelvic_blob():
 
 def test_head_organs_are_bounded_by_the_eyes():
     """A head scan holds no trunk anchor: the eyes bound the lenses, optic nerves and pituitary gland (a "lens" at
-    the level of the brain, 60 mm above the eyes, and a "pituitary" in the neck go), and the oesophagus and
-    trachea stay 40 mm below the eyes; the true organs beside the eyes stay."""
+    the level of the brain, 60 mm above the eyes, a "lens" between the orbits and a "pituitary" in the neck go), and
+    the oesophagus and trachea stay 40 mm below the eyes; the true organs beside the eyes stay."""
     lab = np.zeros((60, 50, 60), np.uint8)  # z 0-295 mm
     _box(lab, "brain", (36, 58), (10, 45), (10, 50))
     _box(lab, "eyes", (30, 36), (2, 8), (14, 20))  # z 150-175 mm
@@ -85,11 +85,27 @@ def test_head_organs_are_bounded_by_the_eyes():
     _box(lab, "lenses", (46, 48), (46, 48), (52, 54))  # z 230-235: at the level of the brain
     _box(lab, "pituitary_gland", (10, 12), (30, 32), (20, 22))  # z 50-55: in the neck
     _box(lab, "esophagus", (33, 35), (2, 6), (25, 30))  # between the orbits
+    _box(lab, "lenses", (32, 34), (2, 4), (29, 31))  # at the eyes' level, 45 mm from either eye: not in an eyeball
     out, rep = postprocess(lab, AFF, components=False)
     for organ in ("lenses", "optic_nerves", "pituitary_gland", "esophagus", "eyes", "brain"):
         assert np.array_equal(out == ID[organ], truth == ID[organ]), organ
-    assert rep["lenses"]["bounds_mm"] == {"z_min": pytest.approx(140.0), "z_max": pytest.approx(185.0)}
+    assert rep["lenses"]["bounds_mm"] == {"z_min": pytest.approx(140.0), "z_max": pytest.approx(185.0),
+                                          "near_eyes": pytest.approx(10.0)}
     assert rep["esophagus"]["bounds_mm"]["z_max"] == pytest.approx(110.0)
+
+
+def test_a_lens_nowhere_near_the_eyes_is_removed_whole():
+    """Unlike other organs, a lens mask wholly outside its bound is dropped (the eyes are the more reliable mask):
+    the operator then reports the lenses "not found"; without eyes the lens is left alone."""
+    lab = np.zeros((60, 50, 60), np.uint8)
+    _box(lab, "eyes", (30, 36), (2, 8), (14, 20))
+    _box(lab, "eyes", (30, 36), (2, 8), (40, 46))
+    _box(lab, "lenses", (32, 34), (20, 22), (29, 31))  # the eyes' level, 60 mm behind them
+    out, rep = postprocess(lab, AFF, components=False)
+    assert not (out == ID["lenses"]).any() and rep["lenses"]["rule_removed_voxels"] == 8
+    lab[lab == ID["eyes"]] = 0
+    out, _ = postprocess(lab, AFF, components=False)
+    assert (out == ID["lenses"]).sum() == 8
 
 
 def test_absent_anchor_leaves_organ_unchanged():

@@ -14,7 +14,9 @@ outside their ``RULES`` bounds (set by the other anchors), the extents are measu
 enabled organ loses the voxels outside its bounds; (4) connected-component cleanup of the other organs. A bound
 whose anchor is absent from the label map (not segmented, outside the scan) is skipped: the organ is then left
 as it is, never emptied for lack of an anchor. An organ that a rule would empty entirely is kept unchanged and
-reported (the anchor is more likely wrong than the whole organ).
+reported (the anchor is more likely wrong than the whole organ), except the lenses: a "lens" nowhere within 10 mm
+of the eyes is a wrong mask (the lens model is weak, the eyes' strong), and removing it makes the lenses "not
+found" rather than a dose computed on the nasal cavity.
 
 Rules (anchor extents: ``top`` = most superior voxel, ``bottom`` = most inferior, ``mid`` = midpoint; offsets in
 mm; x: patient left positive, as LPS). Margins are generous: a rule is meant to remove blobs far from the
@@ -87,6 +89,10 @@ class Rule:
     z_max: tuple[Bound, ...] = ()  # z <= every available bound
     left_of: tuple[Bound, ...] = ()  # x >= bound (patient left of it)
     right_of: tuple[Bound, ...] = ()  # x <= bound
+    near: tuple[tuple[str, float], ...] = ()  # (anchor, mm): within that distance of the anchor's mask (3-D)
+    # the rule may remove the whole organ (it becomes "not found"): for a small organ bound to a reliable anchor,
+    # where a mask wholly outside the bound is a wrong mask rather than a wrong anchor
+    may_empty: bool = False
 
 
 def B(anchor: str, where: str, offset_mm: float = 0.0) -> Bound:
@@ -125,7 +131,9 @@ RULES: dict[str, Rule] = {
     "inferior_vena_cava": Rule(z_min=(B("femoral_heads", "top"),), z_max=(B("lungs", "top"),)),
     "spinal_cord": Rule(z_min=(B("kidneys", "bottom", -30),)),
     "brain": _HEAD, "eyes": _HEAD,
-    **{o: Rule(z_min=(B("lungs", "top", 60), B("eyes", "bottom", lo)), z_max=(B("eyes", "top", hi),))
+    **{o: Rule(z_min=(B("lungs", "top", 60), B("eyes", "bottom", lo)), z_max=(B("eyes", "top", hi),),
+               near=(("eyes", 10.0),) if o == "lenses" else (),  # in the eyeball (its own voxels are not eye)
+               may_empty=o == "lenses")
        for o, (lo, hi) in _NEAR_EYES.items()},
     "trachea": Rule(z_min=(B("kidneys", "top"), B("liver", "top", -40)),
                     z_max=(B("lungs", "top", 150), B("eyes", "bottom", -40))),
@@ -290,6 +298,22 @@ def postprocess(labels: np.ndarray, affine_lps: np.ndarray, enabled: dict[str, b
             out[a] = extent(m, z_mm[sl[zax]], x_mm[sl[xax]], zax, xax)
         return out
 
+    spacing = [float(np.linalg.norm(np.asarray(affine_lps, float)[:3, {0: 2, 1: 1, 2: 0}[ax]])) for ax in range(3)]
+
+    def distance_to(anchor: str, sl: tuple[slice, ...], mm: float) -> np.ndarray:
+        """Distance (mm) of every voxel of the box ``sl`` to the anchor's (cleaned) mask; the anchor is read in
+        the box grown by ``mm`` so that it counts from outside the box too."""
+        pad = [int(np.ceil(mm / sp)) + 1 for sp in spacing]
+        big = tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(sl, pad, lab.shape, strict=True))
+        a = lab[big] == ORGAN_BY_NAME[anchor].id
+        if anchor in anchor_kept:  # its stray components do not count
+            asl = box_of[anchor]
+            kept = np.zeros(lab.shape, bool)
+            kept[asl] = anchor_kept[anchor]
+            a &= kept[big]
+        d = ndimage.distance_transform_edt(~a, sampling=spacing) if a.any() else np.full(a.shape, np.inf)
+        return d[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sl, big, strict=True))]
+
     def apply_rule(name: str) -> None:
         rule = rules.get(name)
         if rule is None or not on.get(name, True):
@@ -307,10 +331,16 @@ def postprocess(labels: np.ndarray, affine_lps: np.ndarray, enabled: dict[str, b
             ok &= x >= bounds["x_min"]
         if "x_max" in bounds:
             ok &= x <= bounds["x_max"]
+        for anchor, mm in rule.near:
+            if extents.get(anchor) is None:
+                skipped.append(anchor)
+                continue
+            ok &= distance_to(anchor, sl, mm)[idx] <= mm
+            bounds[f"near_{anchor}"] = mm
         n_drop = int((~ok).sum())
         entry = report.setdefault(name, {})
-        entry.update(bounds_mm={k: round(v, 1) for k, v in bounds.items()}, skipped_anchors=skipped)
-        if n_drop and not ok.any():
+        entry.update(bounds_mm={k: round(v, 1) for k, v in bounds.items()}, skipped_anchors=sorted(set(skipped)))
+        if n_drop and not ok.any() and not rule.may_empty:
             entry["rule_removed_voxels"] = 0
             entry["kept_because"] = "the rule would remove the whole organ (anchor probably wrong)"
             return

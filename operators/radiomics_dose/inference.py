@@ -152,6 +152,8 @@ class OrganDoseModel:
             return {}
         out = {}
         for name, v, lo, hi in zip(s["inputs"], x, s["x_train_min"], s["x_train_max"], strict=True):
+            if name.split(":", 1)[0] in HELIX_INPUTS:
+                continue  # cos / sin of an angle the operator sweeps: the cohort's 1518 angles leave hairline gaps
             if np.isfinite(v) and np.isfinite(lo) and not lo <= v <= hi:
                 out[name] = (float(v), float(lo), float(hi))
         return out
