@@ -1,7 +1,7 @@
 """Anchor-organ post-processing of an organ label map (papers/multi-organ-resunet.txt, "organ-specific
 post-processing"): the masks of six anchor organs (liver, spleen, lungs, femoral heads, urinary bladder,
-kidneys), and the eyes for the small head organs, bound where the other organs can be, and connected-component cleanup removes scattered false
-positives. Pure numpy / scipy.
+kidneys), and the eyes for the small head organs, bound where the other organs can be, and connected-component
+cleanup removes scattered false positives. Pure numpy / scipy.
 
     out, report = postprocess(labels, affine_lps)                      # all rules and cleanups enabled
     out, report = postprocess(labels, affine_lps, enabled={"spleen": True, "colon": False})

@@ -184,8 +184,8 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     fan_deg = 2.0 * math.degrees(math.atan(tan_fan))
     for k in range(n_seg):
         src = ct_source(spec, sid_cm=SID_CM, fan_angle_deg=fan_deg, collimation_cm=collimation_cm,
-                        z_start_cm=z0[k], z_end_cm=z1[k], pitch=1.0, start_angle_deg=start_angle_deg + 360.0 * k, bowtie=bowtie,
-                        isocentre_xy=iso)
+                        z_start_cm=z0[k], z_end_cm=z1[k], pitch=1.0, start_angle_deg=start_angle_deg + 360.0 * k,
+                        bowtie=bowtie, isocentre_xy=iso)
         n = max(int(n_per_segment * max(frac[k], 0.25)), n_batches * 100)
         t = time.perf_counter()
         if backend == "cuda":
