@@ -20,9 +20,11 @@ from operators.graynet_range.range_selector import ScanRange
 from operators.organ_segmentation import preprocess as pp
 from operators.organ_segmentation.backends import LabelMapBundle
 from operators.organ_segmentation.inference import (
+    INSIDE,
     STATUS_NOT_IN_FOV,
     STATUS_SEGMENTED,
     OrganModel,
+    _composite,
     load_organ_models,
     organ_slices,
     segment_organs,
@@ -435,3 +437,26 @@ def test_reference_volume_table_matches_the_icrp110_phantoms():
     if not icrp110.available():
         pytest.skip("ICRP-110 data absent")
     assert compute() == reference_volumes()
+
+
+def test_a_lens_takes_its_voxels_from_the_eye_it_lies_in():
+    """Highest probability wins between organs, except inside a container (INSIDE: the lens in the eyeball): the
+    lens takes voxels at or above its threshold from the more confident eye, the eye never takes them back, and
+    an organ not nested in the eye (the brain) still loses to it."""
+    eye, lens, brain = (ORGAN_BY_NAME[o].id for o in ("eyes", "lenses", "brain"))
+    assert INSIDE == {"lenses": "eyes"}
+    labels = np.zeros((1, 4, 4), np.uint8)
+    best = np.zeros((1, 4, 4), np.uint8)
+    region = (slice(0, 4), slice(0, 4))
+    kc = np.array([0])
+    _composite(labels, best, kc, region, np.full((1, 4, 4), 0.98, np.float32), 0.5, eye,
+               nested_ids=(lens,))
+    p_lens = np.zeros((1, 4, 4), np.float32)
+    p_lens[0, 1:3, 1:3] = 0.6  # the lens, less sure than the eye
+    p_lens[0, 0, 0] = 0.4  # below its threshold: stays eye
+    _composite(labels, best, kc, region, p_lens, 0.5, lens, container_id=eye)
+    assert (labels[0, 1:3, 1:3] == lens).all() and labels[0, 0, 0] == eye and (labels == lens).sum() == 4
+    _composite(labels, best, kc, region, np.full((1, 4, 4), 0.99, np.float32), 0.5, eye, nested_ids=(lens,))
+    assert (labels == lens).sum() == 4  # the eye does not take the lens back
+    _composite(labels, best, kc, region, np.full((1, 4, 4), 0.7, np.float32), 0.5, brain)
+    assert not (labels == brain).any()  # not nested: the more confident eye keeps its voxels

@@ -279,11 +279,19 @@ def _canonical_slice_index(affine_lps: np.ndarray, n: int) -> np.ndarray | None:
 _CHUNK = 16  # slices mapped back to the CT grid at a time
 
 
+# A small organ inside a larger one (the lens in the eyeball): the larger organ's model covers the small one's place
+# with its own high probability, so "highest probability wins" would never let the small organ in. It takes its
+# voxels at or above its threshold whatever the container's probability, and the container never takes them back.
+INSIDE: dict[str, str] = {"lenses": "eyes"}
+
+
 def _composite(labels_c: np.ndarray, best: np.ndarray, kc: np.ndarray, region: tuple[slice, slice],
-               prob: np.ndarray, threshold: float, label_id: int) -> None:
+               prob: np.ndarray, threshold: float, label_id: int, container_id: int = 0,
+               nested_ids: tuple[int, ...] = ()) -> None:
     """Write one organ's probabilities ``prob`` (len(kc), rows, cols) of canonical slices ``kc`` into the label map:
     a voxel at or above ``threshold`` takes ``label_id`` when its probability (x 255, uint8) beats the one stored
-    in ``best`` for the organ already there (which is then updated)."""
+    in ``best`` for the organ already there (which is then updated), or when that organ is ``container_id`` (this
+    organ lies inside it, ``INSIDE``); voxels of ``nested_ids`` (organs inside this one) are never taken."""
     rows, cols = region
     zs = slice(int(kc[0]), int(kc[-1]) + 1) if kc[-1] - kc[0] + 1 == len(kc) else kc
     lab, cur = labels_c[zs, rows, cols], best[zs, rows, cols]  # views when the slices are contiguous
@@ -291,7 +299,13 @@ def _composite(labels_c: np.ndarray, best: np.ndarray, kc: np.ndarray, region: t
     mask = p >= threshold
     q = p.mul_(255.0).clamp_(1.0, 255.0).to(torch.uint8).mul_(mask)  # 0 below the threshold
     cur_t = torch.from_numpy(cur)
-    torch.from_numpy(lab).masked_fill_(q > cur_t, label_id)
+    lab_t = torch.from_numpy(lab)
+    take = q > cur_t
+    if container_id:
+        take |= (q > 0) & (lab_t == container_id)
+    for n in nested_ids:
+        take &= lab_t != n
+    lab_t.masked_fill_(take, label_id)
     torch.maximum(cur_t, q, out=cur_t)
     if not isinstance(zs, slice):
         labels_c[zs, rows, cols] = lab
@@ -347,7 +361,8 @@ def segment_organs(vol: CTVolume, models: dict[str, OrganModel], scan_range=None
             found = True
             _composite(labels_c, best, kc[c:c + _CHUNK], region,
                        pp.from_network(p, box, (len(p), *hu_c.shape[1:]), region), model.threshold,
-                       ORGAN_BY_NAME[organ].id)
+                       ORGAN_BY_NAME[organ].id, container_id=ORGAN_BY_NAME[INSIDE[organ]].id if organ in INSIDE else 0,
+                       nested_ids=tuple(ORGAN_BY_NAME[o].id for o, c in INSIDE.items() if c == organ))
         status[organ] = STATUS_SEGMENTED if found else STATUS_NOT_FOUND
         timing[organ] = round(time.perf_counter() - t1, 3)
     present = torch.bincount(torch.from_numpy(labels_c).reshape(-1), minlength=256).numpy() > 0  # numpy: int64 copy
