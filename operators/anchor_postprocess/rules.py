@@ -306,11 +306,15 @@ def postprocess(labels: np.ndarray, affine_lps: np.ndarray, enabled: dict[str, b
         pad = [int(np.ceil(mm / sp)) + 1 for sp in spacing]
         big = tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(sl, pad, lab.shape, strict=True))
         a = lab[big] == ORGAN_BY_NAME[anchor].id
-        if anchor in anchor_kept:  # its stray components do not count
+        if anchor in anchor_kept:  # its stray components do not count (kept mask: the anchor's own box)
             asl = box_of[anchor]
-            kept = np.zeros(lab.shape, bool)
-            kept[asl] = anchor_kept[anchor]
-            a &= kept[big]
+            inter = [slice(max(p.start, q.start), min(p.stop, q.stop)) for p, q in zip(big, asl, strict=True)]
+            kept = np.zeros(a.shape, bool)
+            if all(i.start < i.stop for i in inter):
+                kept[tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(inter, big, strict=True))] = \
+                    anchor_kept[anchor][tuple(slice(i.start - q.start, i.stop - q.start)
+                                              for i, q in zip(inter, asl, strict=True))]
+            a &= kept
         d = ndimage.distance_transform_edt(~a, sampling=spacing) if a.any() else np.full(a.shape, np.inf)
         return d[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sl, big, strict=True))]
 

@@ -352,6 +352,8 @@ def segment_organs(vol: CTVolume, models: dict[str, OrganModel], scan_range=None
             x[todo] = pp.to_network(hu_c, box, model.window, slices=todo)
             done[todo] = True
         prob = model.predict(x, kc, batch)
+        container = ORGAN_BY_NAME[INSIDE[organ]].id if organ in INSIDE else 0
+        nested = tuple(ORGAN_BY_NAME[o].id for o, c in INSIDE.items() if c == organ)
         found = False
         for c in range(0, len(kc), _CHUNK):  # map back and composite a few slices at a time (cache-sized arrays)
             p = prob[c:c + _CHUNK]
@@ -361,8 +363,7 @@ def segment_organs(vol: CTVolume, models: dict[str, OrganModel], scan_range=None
             found = True
             _composite(labels_c, best, kc[c:c + _CHUNK], region,
                        pp.from_network(p, box, (len(p), *hu_c.shape[1:]), region), model.threshold,
-                       ORGAN_BY_NAME[organ].id, container_id=ORGAN_BY_NAME[INSIDE[organ]].id if organ in INSIDE else 0,
-                       nested_ids=tuple(ORGAN_BY_NAME[o].id for o, c in INSIDE.items() if c == organ))
+                       ORGAN_BY_NAME[organ].id, container_id=container, nested_ids=nested)
         status[organ] = STATUS_SEGMENTED if found else STATUS_NOT_FOUND
         timing[organ] = round(time.perf_counter() - t1, 3)
     present = torch.bincount(torch.from_numpy(labels_c).reshape(-1), minlength=256).numpy() > 0  # numpy: int64 copy

@@ -316,13 +316,14 @@ def predict_organ_doses(model: OrganDoseModel, hu: np.ndarray, spacing_zyx_mm, l
         tcm = organ_tcm_factors(mass, np.asarray(ma, float)[zs])
         per_organ = dict(zip(GEOMETRY_INPUTS, organ_geometry(mass, dw_slices[zs] * 10.0, slice_z_mm[zs]),
                              strict=True))
-        if {n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(POSITION_INPUTS):  # the net reads them
+        reads = {n.split(":", 1)[0] for n in model.scalers[region]["inputs"]}  # the input kinds the network reads
+        if reads & set(POSITION_INPUTS):
             positions = organ_slice_positions(lab_r, organs, affine_lps)
             per_organ.update(zip(POSITION_INPUTS, organ_position(mass, positions), strict=True))
         per_organ.update(zip(TCM_INPUTS, (tcm,), strict=True))
         dw_r = dw_slices[zs]
         dw_region_cm = float(np.mean(dw_r[dw_r > 1.0])) if np.any(dw_r > 1.0) else dw_cm
-        reads_helix = bool({n.split(":", 1)[0] for n in model.scalers[region]["inputs"]} & set(HELIX_INPUTS))
+        reads_helix = bool(reads & set(HELIX_INPUTS))
         helix = organ_helix_angle(mass, slice_z_mm[zs], float(slice_z_mm[zs][0]), HELIX_FEED_MM)
         t = time.perf_counter()
         ratios = []

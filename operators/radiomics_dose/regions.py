@@ -68,25 +68,28 @@ def organ_slice_mass(label_map: np.ndarray, organs) -> np.ndarray:
     return np.stack([organ_mask(label_map, o).sum(axis=(1, 2)) for o in organs], axis=1).astype(float)
 
 
+def organ_mean_over_slices(slice_mass: np.ndarray, per_slice) -> np.ndarray:
+    """Per organ: the organ-voxel-weighted mean of a per-slice quantity over its slices (NaN for an organ absent
+    from them)."""
+    v = np.asarray(per_slice, float)
+    tot = slice_mass.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, (slice_mass * v[:, None]).sum(axis=0) / tot, np.nan)
+
+
 def organ_tcm_factors(slice_mass: np.ndarray, ma) -> np.ndarray:
     """Per organ: the organ-mass-weighted mean tube current over its slices divided by the scan's mean mA
     (1 without modulation; NaN for an organ absent from the scan)."""
     ma = np.asarray(ma, float)
-    rel = ma / ma.mean()
-    tot = slice_mass.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tot > 0, (slice_mass * rel[:, None]).sum(axis=0) / tot, np.nan)
+    return organ_mean_over_slices(slice_mass, ma / ma.mean())
 
 
 def organ_geometry(slice_mass: np.ndarray, dw_mm, slice_z_mm) -> tuple[np.ndarray, np.ndarray]:
     """Per organ: (local water-equivalent diameter in cm, the organ-voxel-weighted mean Dw of its slices;
     margin in cm between the organ's z extent and the nearer end of the scan, 0 when the scan cuts it).
     NaN for an organ absent from the scan."""
-    dw = np.asarray(dw_mm, float) / 10.0
     z = np.asarray(slice_z_mm, float)
-    tot = slice_mass.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        local = np.where(tot > 0, (slice_mass * dw[:, None]).sum(axis=0) / tot, np.nan)
+    local = organ_mean_over_slices(slice_mass, np.asarray(dw_mm, float) / 10.0)
     margin = np.full(slice_mass.shape[1], np.nan)
     for o in range(slice_mass.shape[1]):
         k = np.nonzero(slice_mass[:, o] > 0)[0]
@@ -132,8 +135,5 @@ def organ_helix_angle(slice_mass: np.ndarray, slice_z_mm, start_z_mm: float, fee
     """Per organ: the tube angle (radians, the Monte Carlo source's convention: 0 at ``start_z_mm``, advancing
     2 pi per ``feed_mm`` of table travel) when the beam's centre is at the organ's voxel-weighted mean z; NaN for
     an organ absent from the slices."""
-    z = np.asarray(slice_z_mm, float)
-    tot = slice_mass.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zo = np.where(tot > 0, (slice_mass * z[:, None]).sum(axis=0) / tot, np.nan)
+    zo = organ_mean_over_slices(slice_mass, slice_z_mm)
     return 2.0 * np.pi * (zo - float(start_z_mm)) / float(feed_mm)
