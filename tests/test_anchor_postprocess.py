@@ -60,6 +60,22 @@ def test_side_rules():
     assert np.array_equal(out == ID["spleen"], body() == ID["spleen"])
 
 
+def test_liver_component_reaches_the_lung_bases():
+    """A "liver" blob in the pelvis larger than the true liver (a big homogeneous mass the model labels liver) does
+    not win the liver's connected-component cleanup: the kept component must reach up to the lung bases. Without
+    the lungs in the label map there is nothing to tell them apart, and the largest component is kept."""
+    lab = body()
+    truth = lab == ID["liver"]
+    lab[24:48, 8:40, 20:60] = ID["liver"]  # z 120-235 mm, 3.8 x the true liver, separate from it
+    assert (lab == ID["liver"]).sum() > 3 * truth.sum()
+    out, rep = postprocess(lab, AFF, enabled={"liver": True})
+    assert np.array_equal(out == ID["liver"], truth)
+    assert rep["liver"]["component_top_at_least_mm"] == pytest.approx(380.0 - 30.0)  # lungs bottom (slice 76) - 30
+    no_lungs = np.where(lab == ID["lungs"], 0, lab)
+    out, _ = postprocess(no_lungs, AFF, enabled={"liver": True})
+    assert (out == ID["liver"]).sum() == 24 * 32 * 40
+
+
 def test_adrenals_above_kidneys_and_pelvic_blob():
     lab = body()
     truth = lab == ID["adrenal_glands"]
@@ -172,7 +188,7 @@ def test_operator_function_updates_status():
     _, out = run_anchor_postprocess(vol, seg)
     assert out.status == {"gallbladder": "segmented", "spleen": "segmented"}
     assert (out.labels == ID["gallbladder"]).sum() == 6 * 4 * 4
-    # the report lists the organs present that the defaults post-process (spleen is off by default since 0.2.0)
+    # the report lists the organs present that the defaults post-process
     assert set(out.postprocess_report) == {o for o in ("gallbladder", "spleen") if DEFAULT_ENABLED[o]}
     assert "gallbladder" in out.postprocess_report
 
