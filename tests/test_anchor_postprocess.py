@@ -76,6 +76,22 @@ def test_liver_component_reaches_the_lung_bases():
     assert (out == ID["liver"]).sum() == 24 * 32 * 40
 
 
+def test_a_spleen_split_in_two_keeps_both_parts():
+    """A model that misses a band of the spleen leaves an upper and a lower part at the same place, overlapping in z:
+    both are spleen. A third, small blob beside it goes."""
+    lab = body()
+    lab[lab == ID["spleen"]] = 0
+    _box(lab, "spleen", (70, 76), (25, 40), (58, 68))  # upper part, z 350-375 mm
+    # lower part, 2 voxels to the left, z 320-355 mm: overlapping the upper part's z, and its top within 30 mm of
+    # the lungs' bottom (380 mm) like every component the liver and spleen keep
+    _box(lab, "spleen", (64, 72), (25, 40), (70, 76))
+    truth = lab == ID["spleen"]
+    lab[72:74, 5:7, 74:76] = ID["spleen"]  # small blob in front
+    out, rep = postprocess(lab, AFF, enabled={"spleen": True})
+    assert np.array_equal(out == ID["spleen"], truth)
+    assert rep["spleen"]["components_removed_voxels"] == 2 * 2 * 2
+
+
 def test_adrenals_above_kidneys_and_pelvic_blob():
     lab = body()
     truth = lab == ID["adrenal_glands"]
