@@ -39,7 +39,7 @@ from eval_organ_segmentation import MARGIN_MM, dice_jaccard  # noqa: E402
 from models.organ_segmentation import data as D  # noqa: E402
 from models.organ_segmentation.graynet_unet import GrayNetUNet, hu_from_windows, load_graynet_encoder  # noqa: E402
 from models.organ_segmentation.network import n_parameters  # noqa: E402
-from models.organ_segmentation.train import _fit, soft_dice_loss  # noqa: E402
+from models.organ_segmentation.train import _fit, organ_sets, soft_dice_loss  # noqa: E402
 from operators.common.labels import organ_mask  # noqa: E402
 from operators.common.paths import REPO_ROOT  # noqa: E402
 from operators.organ_segmentation import preprocess as pp  # noqa: E402
@@ -48,18 +48,10 @@ OUT = D.CACHE
 
 
 def training_slices(organ: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x uint8 (n, 3, 224, 304) the three window images, y bool (n, 224, 304)) of ``data.organ_slices`` over the
-    training cases (the same slices the organ's fine-tuning stage uses, all three windows kept)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for spec in D.case_specs("train"):
-        case = D.load_case(D.build_case(spec))
-        all3 = case["img"].transpose(1, 0, 2, 3)  # (z, 3, 224, 304)
-        x, y = D.organ_slices({**case, "img": [all3] * 3}, organ, rng=rng)  # it reads img[the organ's window]
-        if len(x):
-            xs.append(x)
-            ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
+    """(x uint8 (n, 3, 224, 304) the three window images, y bool (n, 224, 304)): the slices the organ's fine-tuning
+    stage uses (``train.organ_sets``), all three windows kept. One organ per call: its own generator for the
+    negative slices, so each organ's slices do not depend on which other organs a run lists."""
+    return organ_sets([organ], D.case_specs("train"), seed, all_windows=True)[organ]
 
 
 def train_arm(organ: str, init: str, iters: int, seed: int, log=print) -> tuple[GrayNetUNet, dict]:
@@ -91,9 +83,7 @@ def train_arm(organ: str, init: str, iters: int, seed: int, log=print) -> tuple[
 
 def network_hu(hu_c: np.ndarray, box: pp.Box, ks: np.ndarray) -> np.ndarray:
     """HU on the network grid (len(ks), 224, 304) rebuilt from the operator's three window images, as in training."""
-    levels = np.stack([np.round(pp.to_network(hu_c, box, pp.WINDOWS[w], slices=ks) * (pp.N_LEVELS - 1))
-                       for w in ("soft", "lung", "bone")]).astype(np.uint8)
-    return hu_from_windows(levels)
+    return hu_from_windows(D.window_images(hu_c, box, slices=ks))
 
 
 def evaluate(net: GrayNetUNet, organ: str) -> list[dict]:

@@ -157,6 +157,16 @@ def slice_z_mm(affine_c: np.ndarray, ks) -> np.ndarray:
     return float(affine_c[2, 3]) + float(affine_c[2, 2]) * np.asarray(ks, float)
 
 
+def window_images(hu_c: np.ndarray, box: pp.Box, slices=None) -> np.ndarray:
+    """uint8 (3, z, 224, 304): the ``WINDOW_NAMES`` window levels (0..239) of canonical slices (``slices``, default
+    all) through the operator's crop and resize."""
+    n = hu_c.shape[0] if slices is None else len(slices)
+    img = np.empty((len(WINDOW_NAMES), n, *pp.NET_SHAPE), np.uint8)
+    for w, name in enumerate(WINDOW_NAMES):
+        img[w] = np.round(pp.to_network(hu_c, box, pp.WINDOWS[name], slices=slices) * (pp.N_LEVELS - 1))
+    return img
+
+
 def net_case(hu: np.ndarray, organs: np.ndarray, affine: np.ndarray, keep_every: int = 1) -> dict:
     """Network-resolution arrays of one case through the operator's preprocessing: ``img`` uint8 (3, z, 224,
     304) window levels (soft, lung, bone), ``bits`` uint32 (z, 224, 304) organ bit masks, ``z_mm`` slice z
@@ -165,11 +175,8 @@ def net_case(hu: np.ndarray, organs: np.ndarray, affine: np.ndarray, keep_every:
     lab_c, _ = pp.canonical(organs, affine)
     box = pp.body_box(hu_c, spacing_yx(aff_c))
     ks = np.arange(0, hu_c.shape[0], keep_every)
-    hu_k = np.ascontiguousarray(hu_c[ks])
     lab_k = np.ascontiguousarray(lab_c[ks])
-    img = np.empty((3, len(ks), *pp.NET_SHAPE), np.uint8)
-    for w, name in enumerate(WINDOW_NAMES):
-        img[w] = np.round(pp.to_network(hu_k, box, pp.WINDOWS[name]) * (pp.N_LEVELS - 1)).astype(np.uint8)
+    img = window_images(np.ascontiguousarray(hu_c[ks]), box)
     bits = np.zeros((len(ks), *pp.NET_SHAPE), np.uint32)
     for lab in ALL_ORGANS:
         m = organ_mask(lab_k, lab.name)
@@ -223,10 +230,11 @@ def organ_window_index(organ: str) -> int:
 
 
 def organ_slices(case: dict, organ: str, margin_mm: float = 30.0, max_pos: int = 40, max_neg: int = 6,
-                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator | None = None, all_windows: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(x uint8 (n, 224, 304) window levels, y bool (n, 224, 304)) of ``organ`` in one cached case: slices
     holding the organ (at most ``max_pos``, evenly spread) plus up to ``max_neg`` slices without it within
-    ``margin_mm`` of its extent (the operator runs a model only over the organ's z range and a margin)."""
+    ``margin_mm`` of its extent (the operator runs a model only over the organ's z range and a margin).
+    ``all_windows``: x holds the three ``WINDOW_NAMES`` images, (n, 3, 224, 304), not the organ's window alone."""
     bit = np.uint32(1) << np.uint32(ORGAN_BY_NAME[organ].id - 1)
     on = (case["bits"] & bit) != 0
     present = on.any(axis=(1, 2))
@@ -242,6 +250,8 @@ def organ_slices(case: dict, organ: str, margin_mm: float = 30.0, max_pos: int =
         rng = rng or np.random.default_rng(0)
         neg = np.sort(rng.choice(neg, max_neg, replace=False))
     sel = np.concatenate([ks, neg])
+    if all_windows:
+        return case["img"][:, sel].transpose(1, 0, 2, 3), on[sel]
     return case["img"][organ_window_index(organ)][sel], on[sel]
 
 

@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.graynet.network import GrayNet
+from models.organ_segmentation.data import WINDOW_NAMES
 from operators.organ_segmentation import preprocess as pp
-
-WINDOW_NAMES = ("soft", "lung", "bone")  # data.WINDOW_NAMES: the three cached window images
 
 
 def _decoder_block(cin: int, cout: int) -> nn.Sequential:
@@ -88,14 +87,8 @@ def hu_from_windows(img3: np.ndarray) -> np.ndarray:
     or 1 of length 3 along ``WINDOW_NAMES``): the soft window where it is not clipped (1 HU per level), else the lung
     window below it (5 HU per level) or the bone window above it (6.3 HU per level). -1000..1300 HU."""
     img3 = np.asarray(img3)
-    ax = 0 if img3.shape[0] == 3 else 1
-    soft, lung, bone = (np.take(img3, i, axis=ax).astype(np.float32) / (pp.N_LEVELS - 1) for i in range(3))
-
-    def hu(x, name):
-        lo, hi = pp.WINDOWS[name]
-        return lo + x * (hi - lo)
-
-    out = hu(soft, "soft")
-    out = np.where(soft <= 0.0, hu(lung, "lung"), out)
-    out = np.where(soft >= 1.0, hu(bone, "bone"), out)
+    ax = 0 if img3.shape[0] == len(WINDOW_NAMES) else 1
+    x = {name: np.take(img3, i, axis=ax).astype(np.float32) / (pp.N_LEVELS - 1) for i, name in enumerate(WINDOW_NAMES)}
+    hu = {name: pp.WINDOWS[name][0] + v * (pp.WINDOWS[name][1] - pp.WINDOWS[name][0]) for name, v in x.items()}
+    out = np.where(x["soft"] <= 0.0, hu["lung"], np.where(x["soft"] >= 1.0, hu["bone"], hu["soft"]))
     return out.astype(np.float32)

@@ -314,19 +314,22 @@ def write_bundle(organ: str, net: torch.nn.Module, stages: list[dict], out_root:
     return root
 
 
-def organ_sets(organs: list[str], specs: list[D.CaseSpec], seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{organ: (x uint8 (n, 224, 304), y bool (n, 224, 304))} of ``data.organ_slices`` over the cached cases."""
+def organ_sets(organs: list[str], specs: list[D.CaseSpec], seed: int = 0,
+               all_windows: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{organ: (x uint8 (n, 224, 304), y bool (n, 224, 304))} of ``data.organ_slices`` over the cached cases
+    (``all_windows``: x (n, 3, 224, 304))."""
     rng = np.random.default_rng(seed)
     acc: dict[str, list] = {o: [[], []] for o in organs}
     for spec in specs:
         case = D.load_case(D.build_case(spec))
         for o in organs:
-            x, y = D.organ_slices(case, o, rng=rng)
+            x, y = D.organ_slices(case, o, rng=rng, all_windows=all_windows)
             if len(x):
                 acc[o][0].append(x)
                 acc[o][1].append(y)
         del case
-    return {o: (np.concatenate(a[0]) if a[0] else np.zeros((0, *pp.NET_SHAPE), np.uint8),
+    empty = (0, 3, *pp.NET_SHAPE) if all_windows else (0, *pp.NET_SHAPE)
+    return {o: (np.concatenate(a[0]) if a[0] else np.zeros(empty, np.uint8),
                 np.concatenate(a[1]) if a[1] else np.zeros((0, *pp.NET_SHAPE), bool)) for o, a in acc.items()}
 
 
