@@ -398,7 +398,8 @@ def test_volume_check_against_the_icrp110_reference():
     assert volume_check("liver", 1500.0, "F", truncated=False)["result"] == "within"
     assert volume_check("liver", 300.0, "F", truncated=False)["result"] == "below"
     part = volume_check("liver", 300.0, "F", truncated=True)  # the scan cuts the organ: small is expected
-    assert part["result"] == "within" and part["truncated_by_scan"]
+    assert part["result"] == "partial" and part["truncated_by_scan"] and "not judged" in part["note"]
+    assert volume_check("liver", 1500.0, "F", truncated=True)["result"] == "within"  # cut, yet in range
     assert volume_check("liver", 4500.0, "M", truncated=False)["result"] == "within"  # 3 x 1714 = 5142
     unknown = volume_check("liver", 4500.0, None, truncated=False)  # both sexes: widest range
     assert unknown["result"] == "within" and unknown["range_ml"][1] == pytest.approx(3 * ref["M"], abs=0.1)
@@ -418,12 +419,12 @@ def test_organ_results_carry_the_volume_check():
     status = {"liver": STATUS_SEGMENTED, "kidneys": STATUS_SEGMENTED, "pancreas": STATUS_SEGMENTED}
     res = organ_results(vol, labels, status)
     assert res["liver"]["volume_check"]["result"] == "above"
-    assert res["kidneys"]["volume_check"]["result"] == "within"
+    assert res["kidneys"]["volume_check"]["result"] == "partial"  # 20 mL: below the range, but cut by the scan
     assert res["kidneys"]["volume_check"]["truncated_by_scan"] is True
     assert res["pancreas"]["volume_check"]["result"] == "below"  # whole organ in the scan, far too small
     # searched over slices 8..19: the pancreas's expected extent reaches the scan's last slice -> partly scanned
     res = organ_results(vol, labels, status, {"liver": [1, 18], "kidneys": [0, 6], "pancreas": [8, 19]})
-    assert res["pancreas"]["volume_check"]["result"] == "within"
+    assert res["pancreas"]["volume_check"]["result"] == "partial"
     assert res["pancreas"]["volume_check"]["truncated_by_scan"]
     assert res["liver"]["volume_check"]["result"] == "above"  # "above" does not depend on coverage
 

@@ -6,7 +6,7 @@ Outputs: ``organs_seg.dcm`` (DICOM SEG, one segment per segmented organ, SNOMED 
 ``labels.ALL_ORGANS``, referencing the source series), ``results.json`` (``{"organs": {"liver": {"volume_ml",
 "mean_hu", "status"[, "volume_check"]}, ...}, "anchor_postprocess", "slices_searched", "timing_s", "source",
 "provenance"}``; ``volume_check`` for the solid organs: within / above / below 1/3-3 x the ICRP-110 reference
-adult, operators/organ_segmentation/results.py),
+adult, or partial when the scan cuts the organ and it is below that, operators/organ_segmentation/results.py),
 ``organs.png`` (coronal, sagittal and axial overlays), ``selection_report.json`` and, with STL on, ``stl/<organ>.stl``.
 
 Settings: constructor arguments, else the environment (see __main__.py): ``CORPUSCT_ORGANS``,

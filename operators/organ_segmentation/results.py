@@ -54,21 +54,25 @@ def reference_volumes() -> dict[str, dict[str, float]]:
 
 def volume_check(organ: str, volume_ml: float, sex: str | None, truncated: bool) -> dict | None:
     """Plausibility of a segmented organ's volume against the ICRP-110 reference adult: ``result`` is "within",
-    "above" or "below" the range ``VOLUME_RANGE`` x reference (no "below" for an organ the scan cuts:
-    ``truncated``). A flag asks for review (organ enlargement, pathology or a segmentation error); it does not
-    change the segmentation. None for organs that are not checked."""
+    "above" or "below" the range ``VOLUME_RANGE`` x reference, or "partial" for an organ the scan cuts
+    (``truncated``) with less than the whole-organ range: a partly scanned organ may be that small, so it is
+    neither flagged nor called within. A flag asks for review (organ enlargement, pathology or a segmentation
+    error); it does not change the segmentation. None for organs that are not checked."""
     ref = reference_volumes().get(organ)
     if organ not in VOLUME_CHECKED or ref is None:
         return None
     refs = [ref[sex]] if sex in ("M", "F") else [ref["M"], ref["F"]]
     lo, hi = VOLUME_RANGE[0] * min(refs), VOLUME_RANGE[1] * max(refs)
-    result = "above" if volume_ml > hi else "below" if volume_ml < lo and not truncated else "within"
+    result = "above" if volume_ml > hi else ("partial" if truncated else "below") if volume_ml < lo else "within"
     out = {"result": result, "range_ml": [round(lo, 1), round(hi, 1)],
            "reference": f"ICRP-110 reference adult ({'/'.join(sorted(ref)) if len(refs) == 2 else sex}), "
                         f"{VOLUME_RANGE[0]:.2g}-{VOLUME_RANGE[1]:.2g} x its volume"}
     if truncated:
         out["truncated_by_scan"] = True
-    if result != "within":
+    if result == "partial":
+        out["note"] = (f"{organ} volume {volume_ml:.0f} mL is below the whole-organ range and the scan cuts the "
+                       "organ: not judged")
+    elif result != "within":
         out["note"] = (f"{organ} volume {volume_ml:.0f} mL is {result} the plausible range; review the segmentation "
                        "(organ enlargement or atrophy, pathology, or a segmentation error)")
     return out
