@@ -63,7 +63,12 @@ def volume_check(organ: str, volume_ml: float, sex: str | None, truncated: bool)
         return None
     refs = [ref[sex]] if sex in ("M", "F") else [ref["M"], ref["F"]]
     lo, hi = VOLUME_RANGE[0] * min(refs), VOLUME_RANGE[1] * max(refs)
-    result = "above" if volume_ml > hi else ("partial" if truncated else "below") if volume_ml < lo else "within"
+    if volume_ml > hi:
+        result = "above"
+    elif volume_ml < lo:
+        result = "partial" if truncated else "below"
+    else:
+        result = "within"
     out = {"result": result, "range_ml": [round(lo, 1), round(hi, 1)],
            "reference": f"ICRP-110 reference adult ({'/'.join(sorted(ref)) if len(refs) == 2 else sex}), "
                         f"{VOLUME_RANGE[0]:.2g}-{VOLUME_RANGE[1]:.2g} x its volume"}
