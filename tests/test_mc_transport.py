@@ -134,6 +134,37 @@ def test_expected_value_kerma_estimator_lowers_the_variance_of_a_small_organ():
     assert ev.rel_std[0] < 0.8 * an.rel_std[0], (ev.rel_std, an.rel_std)
 
 
+def test_a_bin_scores_another_mediums_kerma_on_the_same_transport():
+    # a 1 mm bone cube in a 60 keV pencil beam, scored as itself and, with the same seed, as water (1.0 g/cm3):
+    # the transport is the same, so the tallies differ by the two media's kerma per fluence at 60 keV (the kernel's
+    # own mu_en; only the few photons scattered inside the cube have other energies); naming the voxel's own
+    # medium and density reproduces the plain run (to the voxel word's density quantum, RHO_UNIT / 1.92 = 5e-7);
+    # the analog estimator refuses the option
+    one = np.zeros((1, 1, 1), np.int32)
+
+    def cube(score=None):
+        mat, rho = (None, None) if score is None else (np.array([score[0]]), np.array([score[1]]))
+        return VoxelGeometry(one + 1, np.full((1, 1, 1), 1.92), [ph.WATER, BONE], one.copy(), 1,
+                             origin=(0, -0.05, -0.05), spacing=(0.1, 0.1, 0.1), score_material=mat,
+                             score_density=rho)
+
+    kw = dict(n_batches=8, seed=5)
+    plain = run_cpu(cube(), pencil(60.0), 200_000, **kw)
+    same = run_cpu(cube((1, 1.92)), pencil(60.0), 200_000, **kw)
+    water = run_cpu(cube((0, 1.0)), pencil(60.0), 200_000, **kw)
+    assert same.mean_kev[0] == pytest.approx(plain.mean_kev[0], rel=1e-6, abs=0)
+    assert water.escaped_kev == plain.escaped_kev  # the photons went the same way
+    expect = ph.mu_en_table(ph.WATER, [60.0])[0] * 1.0 / (ph.mu_en_table(BONE, [60.0])[0] * 1.92)
+    # NIST at 60 keV: mu_en/rho water 0.0319, cortical bone 0.130 cm2/g: 0.128 per cm at these densities
+    assert 0.10 < expect < 0.15
+    assert water.mean_kev[0] / plain.mean_kev[0] == pytest.approx(expect, rel=0.01)
+    with pytest.raises(ValueError, match="expected estimator"):
+        run_cpu(cube((0, 1.0)), pencil(60.0), 1000, n_batches=2, estimator="analog")
+    with pytest.raises(ValueError, match="one value per bin"):
+        VoxelGeometry(one, np.ones((1, 1, 1)), [ph.WATER], one.copy(), 1, score_material=np.array([0, 0]),
+                      score_density=np.array([1.0, 1.0]))
+
+
 TG195 = shared_data_dir() / "tg195"
 
 

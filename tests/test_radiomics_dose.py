@@ -168,19 +168,43 @@ def test_segment_organ_doses_are_exact_at_the_transport_grid_whatever_the_block(
     assert coarse.info["organ_mass_g"] == pytest.approx([2 * 0.125, 2 * 4 * 12 * 0.125], rel=1e-3)
 
 
-def test_a_soft_organ_without_soft_voxels_takes_the_soft_tissue_of_its_block():
-    """A pituitary gland all of whose voxels read as bone (partial volume with the sella on 5 mm slices) is scored
-    in the soft tissue of its block, not in bone: its dose equals that of an organ made of the block's soft
-    voxels (same histories, same bin)."""
+def _gland_in_bone(organ: str):
+    """The water cylinder with ``organ`` in 2 x 2 x 2 voxels (1 mL) that read as bone (1400 HU: partial volume with
+    the sella on 5 mm slices), inside one (2, 4, 4) block of the transport grid, and brain in the block's soft
+    voxels."""
     hu, aff, _ = _water_cylinder()
     lab = np.zeros(hu.shape, np.uint8)
-    hu[8:10, 24:26, 24:26] = 1400.0  # inside one (2, 4, 4) block of the transport grid
-    lab[8:10, 24:26, 24:26] = ORGAN_BY_NAME["pituitary_gland"].id
+    hu[8:10, 24:26, 24:26] = 1400.0
+    lab[8:10, 24:26, 24:26] = ORGAN_BY_NAME[organ].id
     lab[8:10, 24:28, 24:28][hu[8:10, 24:28, 24:28] < 100] = ORGAN_BY_NAME["brain"].id
-    r = segment_doses(hu, aff, lab, ["pituitary_gland", "brain"], 120.0, bowtie="head", n_per_segment=20_000,
-                      n_batches=10, block=(2, 4, 4))
+    return hu, aff, lab
+
+
+GLAND_RUN = dict(bowtie="head", n_per_segment=20_000, n_batches=10, block=(2, 4, 4))
+
+
+def test_a_soft_organ_without_soft_voxels_takes_the_soft_tissue_of_its_block():
+    """A soft organ all of whose voxels read as bone is scored in the soft tissue of its block, not in bone: its
+    dose equals that of an organ made of the block's soft voxels (same histories, same bin)."""
+    hu, aff, lab = _gland_in_bone("optic_nerves")
+    r = segment_doses(hu, aff, lab, ["optic_nerves", "brain"], 120.0, **GLAND_RUN)
     assert np.all(np.isfinite(r.dose)) and np.all(r.dose[:, 1] > 0)
     assert np.allclose(r.dose[:, 0], r.dose[:, 1], rtol=1e-12, atol=0)
+
+
+def test_the_pituitary_is_scored_as_its_tissues_kerma_in_all_its_voxels():
+    """A pituitary gland whose voxels all read as bone is scored as the kerma of its own tissue in every one of
+    them (dose.SOFT_KERMA_ORGANS), not in the block around it: its mass is the whole gland's (1 mL at 1.03 g/cm3),
+    and on the same histories its dose is the soft-tissue share of the kerma the same voxels score as bone
+    (mu_en/rho of soft tissue over bone's: 0.25 at 60 keV, 0.44 at 80 keV, NIST). The brain beside it is unchanged."""
+    hu, aff, lab = _gland_in_bone("pituitary_gland")
+    r = segment_doses(hu, aff, lab, ["pituitary_gland", "brain"], 120.0, **GLAND_RUN)
+    as_bone = np.where(lab == ORGAN_BY_NAME["pituitary_gland"].id, ORGAN_BY_NAME["bones"].id, lab).astype(np.uint8)
+    b = segment_doses(hu, aff, as_bone, ["bones", "brain"], 120.0, **GLAND_RUN)
+    assert r.info["organ_mass_g"][0] == pytest.approx(8 * 0.125 * 1.03, rel=1e-9)
+    ratio = r.dose[:, 0] / b.dose[:, 0]
+    assert np.all((ratio > 0.15) & (ratio < 0.6)), ratio  # measured 0.23-0.26 per segment
+    assert np.allclose(r.dose[:, 1], b.dose[:, 1], rtol=1e-12, atol=0)
 
 
 @pytest.mark.slow
@@ -301,6 +325,31 @@ def test_cohort_case_reproduces_from_its_seed(tmp_path):
     before = (tmp_path / src.name).read_bytes()
     assert refresh_monte_carlo(tmp_path, n_head=2_500_000, n_trunk=200_000) == 0
     assert (tmp_path / src.name).read_bytes() == before
+
+
+def test_refresh_re_tags_only_the_cases_a_rule_change_leaves_alone(tmp_path, monkeypatch):
+    """--refresh-mc after the pituitary rule (bundle 0.8.0): a case without a pituitary scored by the previous rule
+    gets the current rule's name and keeps its doses without a Monte Carlo run; a head case with a pituitary is
+    re-run."""
+    from models.organ_dose import cohort
+
+    for name in ("case_001_chest.npz", "case_000_head.npz"):
+        with np.load(COHORT / name) as d:
+            data = {k: d[k] for k in d.files}
+        data["info"] = json.dumps({**json.loads(str(data["info"])), "organ_scoring": "voxel-expected-kerma"})
+        (tmp_path / name[9:-4]).mkdir()
+        np.savez(tmp_path / name[9:-4] / name, **data)
+
+    def no_monte_carlo(*a, **k):
+        raise RuntimeError("Monte Carlo re-run")
+
+    monkeypatch.setattr(cohort, "make_case", no_monte_carlo)
+    assert cohort.refresh_monte_carlo(tmp_path / "chest", n_head=2_500_000, n_trunk=200_000) == 0
+    with np.load(tmp_path / "chest" / "case_001_chest.npz") as new, np.load(COHORT / "case_001_chest.npz") as ref:
+        assert json.loads(str(new["info"]))["organ_scoring"] == cohort.ORGAN_SCORING
+        assert np.array_equal(new["seg_dose"], ref["seg_dose"], equal_nan=True)
+    with pytest.raises(RuntimeError, match="re-run"):
+        cohort.refresh_monte_carlo(tmp_path / "head", n_head=2_500_000, n_trunk=200_000)
 
 
 def test_network_recovers_a_known_relation():

@@ -39,6 +39,7 @@ import numpy as np
 from models.npz_io import save_npz_atomic
 from operators.common.dosimetry import water_equivalent_diameter_mm
 from operators.common.morphology import patient_outline
+from operators.mc_dose.dose import SOFT_KERMA_ORGANS
 from operators.radiomics_dose import features as F
 from operators.radiomics_dose.mc_segments import segment_doses
 from operators.radiomics_dose.regions import REGIONS, organ_slice_mass, organ_slice_positions
@@ -50,8 +51,13 @@ COLLIMATION_CM = 4.0
 # mass, by the analog estimator (at real interactions); before it, the mass-weighted mean of the blocks' doses.
 # "voxel-expected-kerma" (bundle 0.5.0): the same tally with the engine's expected-value kerma estimator (every
 # tentative collision scores; same expectation, pituitary / lens noise 2-5 x lower variance). --refresh-mc
-# recomputes the cases scored by an earlier rule.
-ORGAN_SCORING = "voxel-expected-kerma"
+# recomputes the cases scored by an earlier rule. "voxel-expected-kerma, pituitary tissue kerma" (bundle 0.8.0):
+# the pituitary gland is scored as its tissue's kerma in all its voxels (mc_dose.dose.SOFT_KERMA_ORGANS), not in
+# the few of them its partial volume with the sella leaves soft.
+ORGAN_SCORING = "voxel-expected-kerma, pituitary tissue kerma"
+# earlier rules that give a case the same doses as ORGAN_SCORING unless it holds one of these organs: --refresh-mc
+# re-tags such cases without running their Monte Carlo again
+SAME_RULE_WITHOUT = {"voxel-expected-kerma": tuple(SOFT_KERMA_ORGANS)}
 HERE = Path(__file__).resolve().parent
 
 
@@ -238,18 +244,32 @@ def refresh_monte_carlo(cohort_dir: Path, n_head: int, n_trunk: int, shard: int 
     ``organ_scoring`` other than ORGAN_SCORING), keeping their CT-derived data (features, Dw, positions). Each
     patient is synthesised again from its seed: its per-slice organ voxel counts must equal the stored ones, and
     the histories those stored, else the case is left alone and reported. With the same seeds the result equals a
-    run from scratch. Cases j with j % n_shards == shard; returns the number updated."""
+    run from scratch. A case scored by a rule of SAME_RULE_WITHOUT that holds none of its organs only gets the
+    current rule's name. Shards: the j-th case to re-tag and the j-th case to re-run go to shard j % n_shards;
+    returns the number of cases whose Monte Carlo this shard re-ran."""
     n = 0
-    paths = sorted(Path(cohort_dir).glob("case_*.npz"))
-    for path in paths[shard::n_shards]:
+    rerun, retag = [], []
+    for path in sorted(Path(cohort_dir).glob("case_*.npz")):
+        with np.load(path, allow_pickle=False) as d:
+            rule = json.loads(str(d["info"])).get("organ_scoring")
+            held = {str(o) for o, v in zip(d["organs"], d["organ_slice_voxels"].sum(axis=0), strict=True) if v > 0}
+        if rule != ORGAN_SCORING:
+            same = rule in SAME_RULE_WITHOUT and not held & set(SAME_RULE_WITHOUT[rule])
+            (retag if same else rerun).append(path)
+    for path in retag[shard::n_shards]:
+        with np.load(path, allow_pickle=False) as d:
+            data = {k: d[k] for k in d.files}
+        data["info"] = json.dumps({**json.loads(str(data["info"])), "organ_scoring": ORGAN_SCORING})
+        save_npz_atomic(path, **data)
+        log.info("%s: holds none of the organs the rule changed, so its doses are the current rule's: re-tagged",
+                 path.name)
+    for path in rerun[shard::n_shards]:
         with np.load(path, allow_pickle=False) as d:
             data = {k: d[k] for k in d.files}
         info = json.loads(str(data["info"]))
-        if info.get("organ_scoring") == ORGAN_SCORING:
-            continue
+        organs = [str(o) for o in data["organs"]]
         region, t = str(data["region"]), time.perf_counter()
         hu, aff, lab, _ = make_case(info["patient"], region)
-        organs = [str(o) for o in data["organs"]]
         if not np.array_equal(organ_slice_mass(lab, organs), data["organ_slice_voxels"]):
             log.error("%s: the re-synthesised labels differ from the stored organ voxel counts; left alone", path.name)
             continue

@@ -22,7 +22,7 @@ _hist = build_device_functions(cuda.jit(device=True), _cuda_deposit)
 def kern(n_per_thread, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
          bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
          vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally):
+         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, bin_mat, bin_rho, expected, tally):
     tid = cuda.grid(1)
     if tid >= states.shape[0]:
         return
@@ -32,4 +32,4 @@ def kern(n_per_thread, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, 
         _hist(states, tid, b, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
               bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
               vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-              mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally, nbins)
+              mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, bin_mat, bin_rho, expected, tally, nbins)

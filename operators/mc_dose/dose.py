@@ -10,7 +10,8 @@ The tissue kind is bone-like (cartilage and mineral bone HU classes, HU > 100) o
   mask's mass). This is exact at the CT grid whatever the block size; voxels of the other kind inside a mask
   (bone voxels in a spinal-cord or brain mask) are left out, so no bone kerma (3-5 x soft tissue at CT
   energies) leaks into soft organs. A soft-tissue organ with no soft voxel at all takes the soft-tissue dose
-  of its blocks (``SOFT_OF_BLOCKS``).
+  of its blocks (``SOFT_OF_BLOCKS``). Exception: an organ of ``SOFT_KERMA_ORGANS`` (the pituitary gland) is
+  scored as the kerma of its own tissue in every voxel of its mask, bone-like or not, in the fluence there.
 * dose grid = per block, the dose to its soft tissue where it has any (dose to bone where the block is
   all bone): a block straddling a vertebra and the cord reads the soft-tissue dose, not a bone-tissue mix.
 """
@@ -56,6 +57,47 @@ def scored_in_bone(name: str, bone_mass: float, soft_mass: float) -> bool:
 
 # tissue note of an organ whose voxels are all bone-like but which is scored in soft tissue (scored_in_bone)
 SOFT_OF_BLOCKS = "soft (of its blocks: no soft voxel of its own)"
+
+# Soft-tissue organs whose dose is the kerma of their own tissue in *every* voxel of their mask, whatever medium
+# the HU mapping made of the voxel, in the fluence the (unchanged) transport gives there: organ -> (HU_CLASSES
+# medium of its tissue, its density in g/cm^3, ICRP Publication 89; the dose does not depend on the density,
+# only the organ's reported mass). The pituitary gland (0.4-1 mL) lies in the sella turcica: on a 5 mm x 2 mm CT
+# grid nearly every voxel of it is partial volume with the sella's bone. Scored in its soft voxels only (organ-dose
+# bundles 0.2.0-0.7.0) its dose rested on a few edge voxels: in the ICRP-110 AF heads of the cohort 0.02-0.75 g of
+# a 0.2-1.1 g gland (median 0.31 g; one voxel in some), and pituitary / brain dose at 80 kVp ran from 0.40 to 1.0
+# between patients of one phantom. Its tissue's kerma in all its voxels is the gland's dose in the fluence the
+# sella leaves it. (Other soft organs keep the soft-voxel rule: most of their voxels are soft, and changing their
+# rule means re-scoring every cohort case.)
+SOFT_KERMA_ORGANS: dict[str, tuple[str, float]] = {
+    "pituitary_gland": ("Gallbladder, Pituitary gland, Trachea, Thymus, Tonsils, Ureters", 1.03),
+}
+SOFT_KERMA = "soft (kerma of its tissue in all its voxels)"
+
+
+def soft_kerma_scoring(names: list, member: np.ndarray, bin_bone: np.ndarray, materials: list):
+    """(score_material, score_density, bin_bone) for ``scoring_bins``' bins: the bins of the organs of
+    ``SOFT_KERMA_ORGANS`` among ``names`` (the columns of ``member``) score the kerma of the organ's tissue
+    (engine.VoxelGeometry ``score_material``, an index into ``materials``) and count as soft tissue from then
+    on (dose grid, ``score_bins``); every other bin -1 / 0 (its voxels' own medium) and its kind unchanged. Only
+    bins of that organ alone: where its mask overlaps another mask (``patient_dose`` accepts any masks) a voxel
+    can be scored one way only, and the other organ's rule is kept there."""
+    mat = np.full(len(bin_bone), -1, np.int32)
+    rho = np.zeros(len(bin_bone))
+    media = [m.name for m in materials]
+    alone = member.sum(axis=1) == 1
+    for o, name in enumerate(names):
+        if name in SOFT_KERMA_ORGANS:
+            medium, density = SOFT_KERMA_ORGANS[name]
+            mat[member[:, o] & alone] = media.index(medium)
+            rho[member[:, o] & alone] = density
+    return mat, rho, bin_bone & (mat < 0)
+
+
+def bin_masses(tally_map: np.ndarray, density: np.ndarray, voxel_cm3: float, n_bins: int,
+               score_density: np.ndarray) -> np.ndarray:
+    """Mass (g) of each tally bin: its voxels' densities, or its scoring medium's (``soft_kerma_scoring``)."""
+    rho = np.where(score_density[tally_map] > 0, score_density[tally_map], density)
+    return np.bincount(tally_map.ravel(), weights=(rho * voxel_cm3).ravel(), minlength=n_bins)
 
 
 @dataclass
@@ -119,7 +161,7 @@ def score_bins(pb: np.ndarray, bin_mass: np.ndarray, bin_block: np.ndarray, bin_
         kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
         keep = ob & (bin_bone == kind_bone)
         om = bin_mass[keep].sum()
-        tissue = "bone" if kind_bone else "soft"
+        tissue = SOFT_KERMA if name in SOFT_KERMA_ORGANS else "bone" if kind_bone else "soft"
         if om > 0:
             organs[name] = pb[:, keep].sum(axis=1) / om
         else:  # a soft organ without soft voxels: the soft tissue of its blocks (the grid's per-batch values
@@ -192,8 +234,10 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     mat, dens, mats = materials_from_hu(hu)
     bone = mat >= BONE_CLASS_MIN
     tmap, n_bins, bin_block, bin_bone, member = scoring_bins(blk, bone, mask_list)
+    score_mat, score_rho, bin_bone = soft_kerma_scoring(names, member, bin_bone, mats)
     geom = VoxelGeometry(mat, dens, mats, tmap, n_bins, origin=(lo_lps[2], lo_lps[1], lo_lps[0]),
-                         spacing=tuple(spacing_cm), background=ph.AIR)
+                         spacing=tuple(spacing_cm), background=ph.AIR, score_material=score_mat,
+                         score_density=score_rho)
     spec = spectrum_from_kvp(m.kvp, filtration_mm_al)
     z_cm = np.sort(vol.slice_z_mm / 10.0)
     ma = None
@@ -204,8 +248,7 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     src = ct_source(spec, collimation_cm=collimation_cm, z_start_cm=z_cm[0], z_end_cm=z_cm[-1], pitch=pitch,
                     ma_profile=ma, bowtie="body", isocentre_xy=iso)
     r = run_cpu(geom, src, n_histories, n_batches=n_batches, seed=seed)
-    vox_mass = dens * float(np.prod(spacing_cm))
-    bin_mass = np.bincount(tmap.ravel(), weights=vox_mass.ravel(), minlength=n_bins)
+    bin_mass = bin_masses(tmap, dens, float(np.prod(spacing_cm)), n_bins, score_rho)
     ct = ctdiw_per_photon(m.kvp, "body", 32.0, collimation_cm, filtration_mm_al, n_histories=ctdi_histories)
     n_rot = max((z_cm[-1] - z_cm[0]) / (pitch * collimation_cm), 1.0 / 36)
     photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw_per_photon_mgy"]  # total source photons of the scan

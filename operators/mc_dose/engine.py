@@ -22,9 +22,12 @@ log = logging.getLogger(__name__)
 ESTIMATORS = ("expected", "analog")
 
 
-def _estimator_flag(estimator: str) -> int:
+def _estimator_flag(estimator: str, geom: VoxelGeometry) -> int:
     if estimator not in ESTIMATORS:
         raise ValueError(f"Monte Carlo estimator {estimator!r}: expected one of {ESTIMATORS}")
+    if estimator == "analog" and geom.scores_other_media:
+        raise ValueError("bins scoring another medium's kerma (VoxelGeometry.score_material) need the expected "
+                         "estimator: the analog one deposits what a real interaction leaves in the voxel's own")
     return int(estimator == "expected")
 
 
@@ -48,12 +51,40 @@ class VoxelGeometry:
     spacing: tuple = (0.1, 0.1, 0.1)
     background: ph.Material | None = None  # medium around the grid (None: vacuum), transported in full
     world_margin_cm: float = 10.0  # the background fills the box holding the grid and every focal spot, plus this
+    # per bin (n_bins,): the index into ``materials`` of the medium whose kerma the bin scores (-1, the default:
+    # its voxels' own) and that medium's density (g/cm^3; the bin's mass is then its volume x this). Transport
+    # is unchanged; the expected-value estimator only (mc_dose.dose.SOFT_KERMA_ORGANS uses it)
+    score_material: np.ndarray | None = None
+    score_density: np.ndarray | None = None
 
     def __post_init__(self):
         if self.material.shape != self.density.shape or self.material.shape != self.tally_map.shape:
             raise ValueError("material, density and tally_map must have the same shape")
         if self.tally_map.max(initial=-1) >= self.n_bins:
             raise ValueError("tally_map holds a bin >= n_bins")
+        if (self.score_material is None) != (self.score_density is None):
+            raise ValueError("score_material and score_density go together")
+        if self.score_material is not None:
+            sm = np.asarray(self.score_material)
+            if sm.shape != (self.n_bins,) or np.shape(self.score_density) != (self.n_bins,):
+                raise ValueError(f"score_material and score_density need one value per bin ({self.n_bins})")
+            if sm.max(initial=-1) >= len(self.materials):
+                raise ValueError("score_material names a medium outside materials")
+            if np.any(np.asarray(self.score_density)[sm >= 0] <= 0):
+                raise ValueError("a scoring medium needs a positive density")
+
+    @property
+    def scores_other_media(self) -> bool:
+        return self.score_material is not None and bool(np.any(np.asarray(self.score_material) >= 0))
+
+    def bin_scoring(self) -> tuple[np.ndarray, np.ndarray]:
+        """(medium index, density) per tally bin including the four bookkeeping bins (-1, 0: the voxel's own)."""
+        mat = np.full(self.n_bins + 4, -1, np.int32)
+        rho = np.zeros(self.n_bins + 4)
+        if self.score_material is not None:
+            mat[: self.n_bins] = self.score_material
+            rho[: self.n_bins] = np.where(mat[: self.n_bins] >= 0, self.score_density, 0.0)
+        return mat, rho
 
 
 @dataclass
@@ -230,7 +261,7 @@ def prepare(geom: VoxelGeometry, source: Source):
         np.ascontiguousarray(geom.tally_map.ravel(), dtype=np.int32),
         np.asarray(geom.material.shape, dtype=np.int64), f8(geom.origin), f8(geom.spacing), *cells,
         f8(tables.mu_total), f8(tables.mu_photo), f8(tables.mu_compton), f8(tables.sf), f8(tables.ff_cum),
-        f8(tables.fl_energy), f8(tables.fl_cum), f8(tables.mu_en),
+        f8(tables.fl_energy), f8(tables.fl_cum), f8(tables.mu_en), *geom.bin_scoring(),
     )
     return args, tables
 
@@ -253,7 +284,7 @@ def run_cpu(geom: VoxelGeometry, source: Source, n_histories: int, n_batches: in
 
     from .kernels import cpu_run
 
-    flag = _estimator_flag(estimator)
+    flag = _estimator_flag(estimator, geom)
     args, _ = prepared if prepared is not None else prepare(geom, source)
     n_per = max(1, int(math.ceil(n_histories / n_batches)))
     states = np.empty(n_batches, dtype=xoroshiro128p_dtype)
@@ -289,7 +320,7 @@ def run_cuda(geom: VoxelGeometry, source: Source, n_histories: int, threads: int
 
     from .kernels import cuda_kernel
 
-    flag = _estimator_flag(estimator)
+    flag = _estimator_flag(estimator, geom)
     args, _ = prepared if prepared is not None else prepare(geom, source)
     threads = max(n_batches, min(threads, n_histories))
     threads = int(math.ceil(threads / n_batches)) * n_batches

@@ -25,7 +25,9 @@ kerma (1, the default of engine.run_cpu / run_cuda) scores E mu_en rho / majoran
 collision of the delta tracking, real or virtual, plus the photons below ECUT where they stop: the same
 expectation (the track-length kerma estimator), with far less variance in small or thin regions (a lens is
 crossed by many photons, few of which interact in it); energy is conserved on average only. The background
-medium outside the grid is always scored analog.
+medium outside the grid is always scored analog. With the expected-value estimator a bin may score the kerma of
+another medium than its voxels' (``bin_mat`` / ``bin_rho`` per bin, -1: the voxel's own; engine.VoxelGeometry
+``score_material``), e.g. soft tissue in voxels that the HU made bone-like; transport is the same.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ def build_device_functions(dev, deposit):
                 src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
                 bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
                 vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-                mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally, nbins):
+                mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, bin_mat, bin_rho, expected, tally, nbins):
         nz = shape[0]
         ny = shape[1]
         nx = shape[2]
@@ -424,7 +426,14 @@ def build_device_functions(dev, deposit):
                 # collisions come at rate ``mj`` per cm, so the score per cm is E mu_en: the track-length
                 # kerma estimator, without a voxel walk. Real collisions then deposit only the energy of
                 # photons that stop (below ECUT).
-                deposit(tally, b, bin_, w * e * lerp(mu_en, m, ie, fe) * rho / mj)
+                # A bin with a scoring medium (bin_mat >= 0: VoxelGeometry.score_material) scores the kerma of
+                # that medium at its density instead of the voxel's own: the dose to a soft-tissue organ in
+                # voxels the HU made bone-like (partial volume), in the fluence there. Transport is unchanged.
+                sm = bin_mat[bin_]
+                if sm >= 0:
+                    deposit(tally, b, bin_, w * e * lerp(mu_en, sm, ie, fe) * bin_rho[bin_] / mj)
+                else:
+                    deposit(tally, b, bin_, w * e * lerp(mu_en, m, ie, fe) * rho / mj)
             mt = lerp(mu_tot, m, ie, fe) * rho
             r = urand(states, sidx) * mj
             if r > mt:
@@ -455,7 +464,7 @@ _cpu_history = build_device_functions(njit(cache=False, inline="never"), _cpu_de
 def cpu_run(n_per_batch, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
             bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
             vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-            mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally):
+            mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, bin_mat, bin_rho, expected, tally):
     nbatch = tally.shape[0]
     nbins = tally.shape[1] - 4
     for b in prange(nbatch):
@@ -463,7 +472,7 @@ def cpu_run(n_per_batch, states, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan
             _cpu_history(states, b, b, src_pos, src_u, src_v, src_w, proj_cdf, fan_tan, cone_tan,
                          bow_t, bow_mat, bow_rho, spec_lo, spec_w, spec_cdf, bg_mat, bg_rho, world,
                          vox, tmap, shape, origin, spacing, cell_rho, cell_cls, cls_mu, cshape, csize,
-                         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, expected, tally, nbins)
+                         mu_tot, mu_ph, mu_co, sf, ff, fl_e, fl_cum, mu_en, bin_mat, bin_rho, expected, tally, nbins)
 
 
 def cuda_kernel():

@@ -23,9 +23,10 @@ Speed-ups that keep the physics exact or nearly so:
 Organ scoring is patient_dose's (operators/mc_dose/dose.py ``scoring_bins`` / ``score_bins``): an organ's dose is
 the energy deposited in its own voxels of its own kind (``dose.scored_in_bone``: soft tissue for soft organs)
 over their mass, the absorbed dose of the organ as the transport grid resolves it. Contrast-filled heart chambers
-(HU-mapped to bone-like material) and partial-volume voxels of a pituitary against the sella score no bone kerma
-into soft organs; a soft organ without any soft voxel (a pituitary wholly partial volume on 5 mm slices) takes
-the soft-tissue dose of its ``block`` (default 2 x 4 x 4 voxels, about 10 x 8 x 8 mm).
+(HU-mapped to bone-like material) score no bone kerma into soft organs; a soft organ without any soft voxel takes
+the soft-tissue dose of its ``block`` (default 2 x 4 x 4 voxels, about 10 x 8 x 8 mm). The pituitary gland, all
+partial volume with the sella on 5 mm slices, is scored as its tissue's kerma in all its voxels
+(``dose.SOFT_KERMA_ORGANS``, organ-dose bundle 0.8.0).
 Until organ-dose bundle 0.4.0 every organ was scored as the mass-weighted mean of its blocks' soft (or bone)
 dose, for less variance in small organs. That mean takes in the fat and other tissue around the organ and, at
 the surface, the deeper tissue behind it. On the same histories (the 270 cohort cases at 2 kVp) it read the
@@ -52,11 +53,13 @@ from operators.mc_dose import physics as ph
 from operators.mc_dose.calibration import KEV_PER_G_TO_MGY
 from operators.mc_dose.dose import (
     BONE_CLASS_MIN,
+    bin_masses,
     block_ids,
     increasing_axis_flips,
     materials_from_hu,
     score_bins,
     scoring_bins,
+    soft_kerma_scoring,
 )
 from operators.mc_dose.engine import VoxelGeometry, prepare, run_cpu, run_cuda
 from operators.mc_dose.sources import ct_source, spectrum_from_kvp
@@ -155,10 +158,10 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
     masks = [organ_mask(lab_t, name) for name in organs]
     scored = [o for o, m in enumerate(masks) if m.any()]
     tmap, n_bins, bin_block, bin_bone, member = scoring_bins(blk, bone, [masks[o] for o in scored])
-    vmass = dens * float(np.prod(sp_cm))
-    bin_mass = np.bincount(tmap.ravel(), weights=vmass.ravel(), minlength=n_bins)
+    score_mat, score_rho, bin_bone = soft_kerma_scoring([organs[o] for o in scored], member, bin_bone, mats)
+    bin_mass = bin_masses(tmap, dens, float(np.prod(sp_cm)), n_bins, score_rho)
     geom = VoxelGeometry(mat, dens, mats, tmap, n_bins, origin=(lo[2], lo[1], lo[0]), spacing=sp_cm,
-                         background=ph.AIR)
+                         background=ph.AIR, score_material=score_mat, score_density=score_rho)
     # isocentre at the field-of-view centre (as patient_dose); fan narrowed to the patient + couch under it
     iso = (lo[0] + nx * sp_cm[2] / 2, lo[1] + ny * sp_cm[1] / 2)
     fg2 = (coarse > -900.0).any(axis=0)
