@@ -145,6 +145,16 @@ def test_organ_dose_is_exact_at_the_ct_grid_and_keeps_bone_out_of_soft_organs():
                               block=(2, 8, 8), **kw)
     for organ in ("heart", "bones", "rod", "cord"):
         assert with_gland.organ_dose_mgy[organ][0] == pytest.approx(named.organ_dose_mgy[organ][0], rel=1e-9)
+    # a pituitary mask of its own, all bone-like voxels: its tissue's kerma in every voxel, with the whole mask's
+    # mass at its tissue's density, and the soft-tissue share of the bone kerma the same voxels score as bone
+    from operators.mc_dose.dose import SOFT_KERMA, SOFT_KERMA_ORGANS
+
+    alone = patient_dose(vol, {"pituitary_gland": masks["rod"], "cord": masks["cord"]}, block=(2, 8, 8), **kw)
+    gland = alone.organ_info["pituitary_gland"]
+    assert gland["tissue"] == SOFT_KERMA and gland["excluded_mass_fraction"] == 0
+    voxel_cm3 = float(np.prod(vol.spacing_mm)) / 1000.0
+    assert gland["mass_g"] == pytest.approx(masks["rod"].sum() * voxel_cm3 * SOFT_KERMA_ORGANS["pituitary_gland"][1])
+    assert 0.15 < alone.organ_dose_mgy["pituitary_gland"][0] / named.organ_dose_mgy["rod"][0] < 0.6
     # bone kerma is several times the soft-tissue dose at 120 kVp: mixing it in would be visible
     rod, s_rod = big.organ_dose_mgy["rod"]
     assert rod > 2.0 * cord + 3 * np.hypot(s_rod, 2 * s_cord), (rod, cord)

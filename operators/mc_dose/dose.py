@@ -64,7 +64,7 @@ SOFT_OF_BLOCKS = "soft (of its blocks: no soft voxel of its own)"
 # only the organ's reported mass). The pituitary gland (0.4-1 mL) lies in the sella turcica: on a 5 mm x 2 mm CT
 # grid nearly every voxel of it is partial volume with the sella's bone. Scored in its soft voxels only (organ-dose
 # bundles 0.2.0-0.7.0) its dose rested on a few edge voxels: in the ICRP-110 AF heads of the cohort 0.02-0.75 g of
-# a 0.2-1.1 g gland (median 0.31 g; one voxel in some), and pituitary / brain dose at 80 kVp ran from 0.40 to 1.0
+# a 0.2-1.2 g gland (median 0.31 g; one voxel in some), and pituitary / brain dose at 80 kVp ran from 0.40 to 1.0
 # between patients of one phantom. Its tissue's kerma in all its voxels is the gland's dose in the fluence the
 # sella leaves it. (Other soft organs keep the soft-voxel rule: most of their voxels are soft, and changing their
 # rule means re-scoring every cohort case.)
@@ -138,12 +138,14 @@ def scoring_bins(block_id: np.ndarray, bone: np.ndarray, masks: list[np.ndarray]
 
 
 def score_bins(pb: np.ndarray, bin_mass: np.ndarray, bin_block: np.ndarray, bin_bone: np.ndarray,
-               member: np.ndarray, names: list, n_blocks: int):
+               member: np.ndarray, names: list, n_blocks: int, score_material: np.ndarray | None = None):
     """Doses of one run scored on ``scoring_bins``' bins by the module's rules. ``pb`` (batches, bins): energy
     per history deposited in each bin, per batch. Returns (grid (batches, n_blocks): each block's soft-tissue
     dose, bone where it holds no soft tissue; {name: (batches,) organ dose}; {name: {mass_g, tissue,
     excluded_mass_fraction}}), doses in ``pb``'s energy unit per gram (per history). An organ of ``names``
-    (the columns of ``member``) with no voxel of its own kind and no soft tissue in its blocks is left out."""
+    (the columns of ``member``) with no voxel of its own kind and no soft tissue in its blocks is left out.
+    ``score_material``: the run's per-bin scoring media (``soft_kerma_scoring``); an organ all of whose scored
+    bins score its tissue's kerma is reported as ``SOFT_KERMA``."""
     soft_mass = np.bincount(bin_block[~bin_bone], weights=bin_mass[~bin_bone], minlength=n_blocks)
     use = np.where(soft_mass[bin_block] > 0, ~bin_bone, bin_bone)  # bins that make each block's dose
     sel = np.nonzero(use)[0]
@@ -161,7 +163,10 @@ def score_bins(pb: np.ndarray, bin_mass: np.ndarray, bin_block: np.ndarray, bin_
         kind_bone = scored_in_bone(name, bone_mass, soft_mass_o)
         keep = ob & (bin_bone == kind_bone)
         om = bin_mass[keep].sum()
-        tissue = SOFT_KERMA if name in SOFT_KERMA_ORGANS else "bone" if kind_bone else "soft"
+        if score_material is not None and keep.any() and np.all(score_material[keep] >= 0):
+            tissue = SOFT_KERMA
+        else:
+            tissue = "bone" if kind_bone else "soft"
         if om > 0:
             organs[name] = pb[:, keep].sum(axis=1) / om
         else:  # a soft organ without soft voxels: the soft tissue of its blocks (the grid's per-batch values
@@ -254,7 +259,7 @@ def patient_dose(vol: CTVolume, masks: dict | None = None, n_histories: int = 2_
     photons = n_rot * m.ctdivol_mgy * pitch / ct["ctdiw_per_photon_mgy"]  # total source photons of the scan
     scale = photons * KEV_PER_G_TO_MGY  # keV/g per history -> mGy
     grid_pb, organ_pb, info = score_bins(r.extra["per_batch_kev"], bin_mass, bin_block, bin_bone, member, names,
-                                         gz * gy * gx)
+                                         gz * gy * gx, score_mat)
     grid_pb *= scale
     dose = grid_pb.mean(axis=0)
     sd = grid_pb.std(axis=0, ddof=1) / math.sqrt(grid_pb.shape[0])

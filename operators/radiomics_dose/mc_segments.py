@@ -198,7 +198,7 @@ def segment_doses(hu: np.ndarray, affine: np.ndarray, label_map: np.ndarray, org
         secs += time.perf_counter() - t
         hist += r.histories
         _, organ_pb, organ_info = score_bins(r.extra["per_batch_kev"], bin_mass, bin_block, bin_bone, member,
-                                             [organs[o] for o in scored], gz * gy * gx)
+                                             [organs[o] for o in scored], gz * gy * gx, score_mat)
         for o in scored:  # keV/g per history -> mGy per nominal photon
             pb = organ_pb.get(organs[o])
             if pb is not None:
